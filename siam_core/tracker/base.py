@@ -1,0 +1,135 @@
+"""The one tracker interface every tracker in the project implements.
+
+A tracker is initialised on a frame and a box, then fed frames one by one. Images are
+OpenCV-style BGR ``uint8`` arrays (H, W, 3); grayscale and BGRA frames are converted here so
+every tracker sees the same input. Boxes are ``(x, y, w, h)`` in pixels, (x, y) the top-left
+corner, 0-based.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+class TrackState(enum.IntEnum):
+    """Tracker state; the values equal the ``TrackerStatus.msg`` constants of the ROS layer."""
+
+    IDLE = 0
+    TRACKING = 1
+    LOST = 2
+    RECOVERED = 3
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """What a tracker says about one frame.
+
+    ``search_region`` is the square image region (x, y, w, h) that the tracker searched, so a
+    user can see how far a lost tracker is looking; ``timings`` holds per-stage seconds.
+    """
+
+    box: Box
+    score: float
+    state: TrackState
+    search_region: Box
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_image(image: object) -> np.ndarray:
+    """Validate a frame and return it as a contiguous BGR uint8 (H, W, 3) array.
+
+    Grayscale (H, W) or (H, W, 1) and BGRA (H, W, 4) are converted; anything else raises a
+    ``ValueError`` that names the problem, so bad frames fail here and not deep in a network.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        if image.size == 0:
+            raise ValueError(f"image is empty: shape {image.shape}")
+        return cv2.cvtColor(
+            np.ascontiguousarray(image.reshape(image.shape[:2])), cv2.COLOR_GRAY2BGR
+        )
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(
+            f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
+
+
+def check_box(box: Sequence[float], image_shape: tuple[int, ...] | None = None) -> Box:
+    """Validate an (x, y, w, h) box; with ``image_shape``, require it to overlap the image."""
+    try:
+        values = [float(v) for v in box]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"box must be four numbers (x, y, w, h), got {box!r}") from exc
+    if len(values) != 4:
+        raise ValueError(f"box must have 4 values (x, y, w, h), got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box has a non-finite value: {values}")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise ValueError(f"box width and height must be positive, got w={w}, h={h}")
+    if image_shape is not None:
+        ih, iw = image_shape[:2]
+        if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
+            raise ValueError(f"box {values} lies wholly outside the {iw}x{ih} image")
+    return x, y, w, h
+
+
+class Tracker(ABC):
+    """Single-object tracker: ``init`` once on a frame and box, then ``track`` each frame.
+
+    The public methods validate input once for every tracker; subclasses implement
+    ``_init`` and ``_track`` on clean BGR frames and boxes.
+    """
+
+    name: str = "tracker"
+
+    def __init__(self) -> None:
+        self._initialized = False
+
+    @property
+    def initialized(self) -> bool:
+        """Whether ``init`` has succeeded and ``reset`` has not been called since."""
+        return self._initialized
+
+    def init(self, image: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking the object in ``box`` of ``image``; replaces any previous target."""
+        frame = check_image(image)
+        target = check_box(box, frame.shape)
+        self._initialized = False
+        self._init(frame, target)
+        self._initialized = True
+
+    def track(self, image: np.ndarray) -> TrackResult:
+        """Locate the target in the next frame."""
+        if not self._initialized:
+            raise RuntimeError(f"{self.name}: track() called before init()")
+        return self._track(check_image(image))
+
+    def reset(self) -> None:
+        """Forget the target; the next call must be ``init``."""
+        self._initialized = False
+
+    @abstractmethod
+    def _init(self, image: np.ndarray, box: Box) -> None:
+        """Initialise on a validated BGR frame and a validated box."""
+
+    @abstractmethod
+    def _track(self, image: np.ndarray) -> TrackResult:
+        """Track on a validated BGR frame."""
