@@ -1,0 +1,1 @@
+"""Networks: backbones, necks, heads and the Siamese model that joins them."""
