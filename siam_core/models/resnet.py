@@ -10,6 +10,8 @@ torchvision ResNet-50 differs in both. Padding, dilation and key facts come from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from siam_core.registry import BACKBONES
@@ -97,7 +99,7 @@ class ResNet50(nn.Module):
     the same config. The forward pass stops after the deepest used layer.
     """
 
-    def __init__(self, used_layers: list[int] | tuple[int, ...] = (2, 3, 4)) -> None:
+    def __init__(self, used_layers: Sequence[int] = (2, 3, 4)) -> None:
         super().__init__()
         used = [int(i) for i in used_layers]
         if not used or len(set(used)) != len(used) or not all(0 <= i <= 4 for i in used):
