@@ -1,0 +1,95 @@
+"""The Siamese RPN model: backbone -> optional neck -> RPN head, split for tracking.
+
+Submodules are named ``backbone``, ``neck`` (only when configured) and ``rpn_head`` exactly as
+pysot's ``ModelBuilder`` names them, so its state dicts load key for key. Inference is split as
+the tracker needs it (seeds-spec §1.5): ``template(z)`` once per target returns the head's
+precomputed kernels, ``track(x, kernels)`` runs per frame. ``forward(z, x)`` does both, for
+export. Training losses live elsewhere; this module only computes head outputs.
+
+Inputs are float BGR patches in 0..255, (B, 3, H, W), as pysot feeds them (no normalisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+# Importing the part modules fills the registries.
+import siam_core.models.alexnet
+import siam_core.models.heads
+import siam_core.models.mobilenet
+import siam_core.models.neck
+import siam_core.models.resnet  # noqa: F401
+from siam_core.models.heads import Kernels
+from siam_core.registry import BACKBONES, HEADS, NECKS
+
+
+def _check_patch(t: object, what: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 4 or t.shape[1] != 3:
+        raise ValueError(f"{what} must be (B, 3, H, W), got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{what} must be a floating-point tensor, got {t.dtype}")
+    return t
+
+
+class SiameseRPN(nn.Module):
+    """Siamese network with an RPN head (SiamRPN, SiamRPN++)."""
+
+    def __init__(self, backbone: nn.Module, rpn_head: nn.Module, neck: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        if neck is not None:
+            self.neck = neck
+        self.rpn_head = rpn_head
+
+    @property
+    def anchor_num(self) -> int:
+        return int(self.rpn_head.anchor_num)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone (and neck) feature maps, one per level."""
+        feats = self.backbone(x)
+        if hasattr(self, "neck"):
+            feats = self.neck(feats)
+        return [feats] if isinstance(feats, torch.Tensor) else list(feats)
+
+    def template(self, z: torch.Tensor) -> Kernels:
+        """Run the template branch once: the head's kernels for exemplar patches ``z``."""
+        return self.rpn_head.template(self.features(_check_patch(z, "template patch")))
+
+    def track(self, x: torch.Tensor, kernels: Kernels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head outputs (cls (B, 2k, S, S), loc (B, 4k, S, S)) for search patches ``x``."""
+        return self.rpn_head.track(kernels, self.features(_check_patch(x, "search patch")))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.track(x, self.template(z))
+
+
+def build_model(cfg: Any) -> SiameseRPN:
+    """Build an (untrained) model from a ``Config``, a full config mapping or its ``model`` part.
+
+    Weights are loaded separately (``siam_core.checkpoint``).
+    """
+    from siam_core.config import Config, ModelConfig
+
+    if isinstance(cfg, Config):
+        model_cfg = cfg.model
+    elif isinstance(cfg, ModelConfig):
+        model_cfg = cfg
+    elif isinstance(cfg, Mapping):
+        model_cfg = Config.from_dict(cfg).model if "model" in cfg else ModelConfig.from_dict(cfg)
+    else:
+        raise ValueError(f"build_model needs a Config or a mapping, got {type(cfg).__name__}")
+    head = HEADS.build(model_cfg.head)
+    if not hasattr(head, "anchor_num"):
+        raise ValueError(f"head '{model_cfg.head['type']}' is not an RPN head")
+    return SiameseRPN(
+        backbone=BACKBONES.build(model_cfg.backbone),
+        neck=NECKS.build(model_cfg.neck) if model_cfg.neck is not None else None,
+        rpn_head=head,
+    )

@@ -1,0 +1,340 @@
+"""SiamRPN / SiamRPN++ inference, step for step as pysot's ``SiamRPNTracker`` does it.
+
+Facts from pysot (``pysot/tracker/siamrpn_tracker.py``, ``base_tracker.py``), restated in
+seeds-spec §6.1-6.4 and pysot-compat.md:
+
+* centre of a box (x, y, w, h) is (x + (w - 1) / 2, y + (h - 1) / 2); the output box's left edge
+  is centre - w / 2;
+* template side ``s_z = round(sqrt((w + a(w+h)) (h + a(w+h))))`` with a = context_amount; search
+  side ``round(s_z_float * instance / exemplar)`` (Python rounding, half to even);
+* a crop of side ``sz`` starts at ``floor(c - (sz + 1) / 2 + 0.5)``; pixels outside the frame
+  take the first frame's mean colour, truncated to uint8; OpenCV bilinear resize to the model
+  size unless the side already equals it;
+* softmax over (background, foreground), anchor decoding, scale/ratio penalty
+  ``exp(-k (r_c s_c - 1))``, Hanning window blend, argmax, size smoothing with
+  ``lr = penalty * score * LR``, centre clipped to [0, image size], size to [10, image size].
+
+Speed (nothing here changes results): the template branch, including the head's template-side
+convolutions, runs once in ``init``; anchors and windows are cached per search size; the search
+patch is cropped with slicing + ``cv2.copyMakeBorder`` + ``cv2.resize`` and converted into a
+reused float buffer; the network runs under ``torch.inference_mode``.
+
+The search size and window influence are per-call arguments of :meth:`SiamRPNTracker.search`, so
+a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from siam_core.checkpoint import load_checkpoint, read_config
+from siam_core.config import Config, load_config
+from siam_core.models.anchors import anchor_grid
+from siam_core.models.heads import Kernels
+from siam_core.models.model import SiameseRPN, build_model
+from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
+
+MIN_SIZE = 10.0  # pysot _bbox_clip: width and height never below 10 px
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best proposal of one search, before clipping and before the state is updated.
+
+    ``cx, cy`` is the proposal centre and ``width, height`` the smoothed size (pysot's values
+    before ``_bbox_clip``), all in image pixels; ``score`` the raw foreground probability.
+    """
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+    score: float
+    search_region: Box
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def crop_patch(
+    image: np.ndarray,
+    centre: tuple[float, float],
+    out_size: int,
+    crop_size: int,
+    pad_value: tuple[float, float, float],
+) -> tuple[np.ndarray, Box]:
+    """pysot's ``get_subwindow``: the ``crop_size`` square around ``centre``, resized to
+    ``out_size``, outside pixels set to ``pad_value``. Returns (uint8 patch, region x, y, w, h).
+
+    Only the part of the frame inside the square is copied and padded, not the whole frame.
+    """
+    sz = int(crop_size)
+    if sz < 1:
+        raise ValueError(f"crop size must be >= 1, got {crop_size}")
+    half = (sz + 1) / 2
+    x0 = math.floor(centre[0] - half + 0.5)
+    y0 = math.floor(centre[1] - half + 0.5)
+    x1, y1 = x0 + sz, y0 + sz  # exclusive
+    ih, iw = image.shape[:2]
+    ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(iw, x1), min(ih, y1)
+    if ix0 >= ix1 or iy0 >= iy1:
+        patch = np.empty((sz, sz, 3), np.uint8)
+        patch[:] = pad_value
+    else:
+        patch = image[iy0:iy1, ix0:ix1]
+        top, bottom, left, right = iy0 - y0, y1 - iy1, ix0 - x0, x1 - ix1
+        if top or bottom or left or right:
+            patch = cv2.copyMakeBorder(
+                patch, top, bottom, left, right, cv2.BORDER_CONSTANT, value=pad_value
+            )
+    if sz != out_size:
+        patch = cv2.resize(patch, (out_size, out_size))
+    return patch, (float(x0), float(y0), float(sz), float(sz))
+
+
+class SiamRPNTracker(Tracker):
+    """Short-term SiamRPN-family tracker (pysot ``SiamRPNTracker``) on the ``Tracker`` API.
+
+    The model holds no per-target state (kernels live in the tracker), so one model may serve
+    several trackers, each with its own config.
+    """
+
+    name = "siamrpn"
+
+    def __init__(
+        self,
+        model: SiameseRPN,
+        cfg: Config,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if cfg.anchor.num != model.anchor_num:
+            raise ValueError(
+                f"config '{cfg.name}' has {cfg.anchor.num} anchors, the model's head "
+                f"{model.anchor_num}"
+            )
+        self.device = _device(device)
+        self.channels_last = bool(channels_last)
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=memory).eval()
+        self.cfg = cfg
+        self.name = cfg.name
+        self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._buffers: dict[int, torch.Tensor] = {}
+        self._kernels: Kernels | None = None
+        self.center_pos = np.zeros(2)
+        self.size = np.zeros(2)
+        self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    def _context_side(self) -> float:
+        """Side of the template context square for the current size (before rounding)."""
+        w, h = self.size
+        pad = self.cfg.tracker.context_amount * (w + h)
+        return math.sqrt((w + pad) * (h + pad))
+
+    def _grid(self, score_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(anchors as (4, N) float32 rows cx, cy, w, h; Hanning window (N,)) for a size."""
+        if score_size not in self._grids:
+            anchors = np.ascontiguousarray(anchor_grid(self.cfg.anchor, score_size).T)
+            hanning = np.hanning(score_size)
+            window = np.tile(np.outer(hanning, hanning).ravel(), self.cfg.anchor.num)
+            self._grids[score_size] = (anchors, window)
+        return self._grids[score_size]
+
+    def _to_tensor(self, patch: np.ndarray) -> torch.Tensor:
+        """uint8 (S, S, 3) patch -> float (1, 3, S, S) on the device, in a reused buffer."""
+        size = patch.shape[0]
+        if self.device.type != "cpu":
+            t = torch.from_numpy(patch).to(self.device, non_blocking=False)
+            x = t.permute(2, 0, 1).unsqueeze(0).float()
+            return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        buf = self._buffers.get(size)
+        if buf is None:
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            buf = torch.empty((1, 3, size, size), dtype=torch.float32).contiguous(
+                memory_format=fmt
+            )
+            self._buffers[size] = buf
+        buf[0].copy_(torch.from_numpy(patch).permute(2, 0, 1))
+        return buf
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # -- Tracker API ------------------------------------------------------------------------
+
+    def _init(self, image: np.ndarray, box: Box) -> None:
+        x, y, w, h = box
+        self.center_pos = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
+        self.size = np.array([w, h], dtype=np.float64)
+        s_z = max(1, round(self._context_side()))
+        mean = image.mean(axis=(0, 1))
+        # pysot assigns the float mean into a uint8 array: truncation
+        self.channel_average = tuple(float(int(v)) for v in mean)
+        exemplar = self.cfg.tracker.exemplar_size
+        patch, _ = crop_patch(image, self._centre(), exemplar, s_z, self.channel_average)
+        with torch.inference_mode():
+            self._kernels = self.model.template(self._to_tensor(patch))
+
+    def _centre(self) -> tuple[float, float]:
+        return float(self.center_pos[0]), float(self.center_pos[1])
+
+    def search(
+        self,
+        image: np.ndarray,
+        instance_size: int | None = None,
+        window_influence: float | None = None,
+    ) -> SearchResult:
+        """Search ``image`` around the current target; the state is not changed.
+
+        ``instance_size`` and ``window_influence`` default to the config's; a long-term
+        tracker passes its lost-mode values.
+        """
+        if self._kernels is None:
+            raise RuntimeError(f"{self.name}: search() called before init()")
+        t = self.cfg.tracker
+        inst = t.instance_size if instance_size is None else int(instance_size)
+        if inst < t.exemplar_size:
+            raise ValueError(f"instance_size {inst} is smaller than the exemplar {t.exemplar_size}")
+        wi = t.window_influence if window_influence is None else float(window_influence)
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        s_z = self._context_side()
+        scale_z = t.exemplar_size / s_z
+        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
+        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        with torch.inference_mode():
+            x = self._to_tensor(patch)
+            self._sync()
+            t1 = time.perf_counter()
+            feats = self.model.features(x)
+            self._sync()
+            t2 = time.perf_counter()
+            cls, loc = self.model.rpn_head.track(self._kernels, feats)
+            self._sync()
+            t3 = time.perf_counter()
+            expected = self.cfg.score_size(inst)
+            if cls.shape[-1] != expected or cls.shape[-2] != expected:
+                raise RuntimeError(
+                    f"{self.name}: head output is {tuple(cls.shape[-2:])} for search size "
+                    f"{inst}, the config expects {expected}x{expected} (check base_size)"
+                )
+            score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
+            delta = loc.reshape(4, -1).cpu().numpy()
+
+        anchors, window = self._grid(expected)
+        # decode (float32, as pysot's _convert_bbox)
+        pw = np.exp(delta[2]) * anchors[2]
+        ph = np.exp(delta[3]) * anchors[3]
+        w_prev, h_prev = float(self.size[0]), float(self.size[1])
+        s_c = _change(_sz(pw, ph) / _sz(w_prev * scale_z, h_prev * scale_z))
+        r_c = _change((w_prev / h_prev) / (pw / ph))
+        penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
+        pscore = penalty * score
+        pscore = pscore * (1 - wi) + window * wi
+        best = int(np.argmax(pscore))
+
+        dx = float(delta[0, best] * anchors[2, best] + anchors[0, best]) / scale_z
+        dy = float(delta[1, best] * anchors[3, best] + anchors[1, best]) / scale_z
+        bw, bh = float(pw[best]) / scale_z, float(ph[best]) / scale_z
+        best_score = float(score[best])
+        lr = float(penalty[best]) * best_score * t.lr
+        result = SearchResult(
+            cx=dx + self.center_pos[0],
+            cy=dy + self.center_pos[1],
+            width=w_prev * (1 - lr) + bw * lr,
+            height=h_prev * (1 - lr) + bh * lr,
+            score=best_score,
+            search_region=region,
+            timings=timings,
+        )
+        if not all(
+            math.isfinite(v) for v in (result.cx, result.cy, result.width, result.height, lr)
+        ):
+            raise RuntimeError(
+                f"{self.name}: the model produced non-finite outputs (score {best_score}); "
+                "are the weights valid?"
+            )
+        t4 = time.perf_counter()
+        timings.update(crop=t1 - t0, backbone=t2 - t1, head=t3 - t2, post=t4 - t3)
+        return result
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        res = self.search(image)
+        cx, cy, width, height = clip_box(res.cx, res.cy, res.width, res.height, image.shape)
+        self.center_pos = np.array([cx, cy])
+        self.size = np.array([width, height])
+        box = (cx - width / 2, cy - height / 2, width, height)
+        return TrackResult(box, res.score, TrackState.TRACKING, res.search_region, res.timings)
+
+
+def clip_box(
+    cx: float, cy: float, width: float, height: float, shape: tuple[int, ...]
+) -> tuple[float, float, float, float]:
+    """pysot ``_bbox_clip``: centre into [0, W] x [0, H], size into [10, W] x [10, H]."""
+    ih, iw = shape[:2]
+    return (
+        max(0.0, min(cx, iw)),
+        max(0.0, min(cy, ih)),
+        max(MIN_SIZE, min(width, iw)),
+        max(MIN_SIZE, min(height, ih)),
+    )
+
+
+def _change(r: np.ndarray) -> np.ndarray:
+    return np.maximum(r, 1.0 / r)
+
+
+def _sz(w: Any, h: Any) -> Any:
+    pad = (w + h) * 0.5
+    return np.sqrt((w + pad) * (h + pad))
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"bad device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    return dev
+
+
+def build_tracker(
+    name_or_cfg: str | Path | Config | dict[str, Any] | None = None,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    channels_last: bool = False,
+) -> SiamRPNTracker:
+    """A tracker from a config (built-in name, YAML path, mapping or ``Config``) and weights.
+
+    ``weights`` may be a pysot ``model.pth``, a pysot-keyed safetensors file or one of ours;
+    ours carry their config, so ``name_or_cfg`` may then be omitted. Without ``weights`` the
+    network keeps its random initialisation (useful only for timing).
+    """
+    if name_or_cfg is None:
+        if weights is None:
+            raise ValueError("build_tracker needs a config name or a weights file")
+        cfg = read_config(weights)
+        if cfg is None:
+            raise ValueError(f"{weights} has no embedded config; name the model as well")
+    else:
+        cfg = load_config(name_or_cfg)
+    if weights is None:
+        model = build_model(cfg)
+    else:
+        model, cfg = load_checkpoint(weights, cfg)
+    return SiamRPNTracker(model, cfg, device=device, channels_last=channels_last)

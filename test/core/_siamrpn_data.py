@@ -1,0 +1,39 @@
+"""Paths to the shared real data for the SiamRPN tests (``../shared/data`` from the repo root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+PARITY = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr"
+BAG = DATA / "bag.avi"
+SEQUENCES = DATA / "sequences"
+
+
+def need(path: Path) -> Path:
+    """Return ``path``, or skip the test saying which shared file is absent."""
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
+
+
+def read_video(path: Path, limit: int | None = None) -> list:
+    """Frames of a video as BGR uint8 arrays (OpenCV), at most ``limit``."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while limit is None or len(frames) < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    if not frames:
+        pytest.fail(f"OpenCV read no frames from {path}")
+    return frames
