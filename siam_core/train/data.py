@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,14 @@ class TrainingSource(ABC):
     @abstractmethod
     def load(self, track: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """Image and (x1, y1, x2, y2) box of track ``track`` at frame key ``frame``."""
+
+    def frame_path(self, track: int, frame: int) -> Path:
+        """File of a frame, for curation; sources of pre-cut crops have none to offer."""
+        raise ValueError(f"source '{self.name}' cannot be curated (it is not made of frames)")
+
+    def box(self, track: int, frame: int) -> np.ndarray:
+        """(x1, y1, x2, y2) box of a frame in its original image, for curation."""
+        raise ValueError(f"source '{self.name}' cannot be curated (it is not made of frames)")
 
 
 def _valid(w: float, h: float, min_size: float) -> bool:
@@ -145,8 +154,14 @@ class CocoSource(TrainingSource):
             self.tracks.append(Track(files[ann["image_id"]], str(index), (0,), category or None))
         self._finish()
 
+    def frame_path(self, track: int, frame: int) -> Path:
+        return self.root / self.files[track]
+
+    def box(self, track: int, frame: int) -> np.ndarray:
+        return self.boxes[track].copy()
+
     def load(self, track: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_image(self.root / self.files[track]), self.boxes[track].copy()
+        return read_image(self.frame_path(track, frame)), self.box(track, frame)
 
 
 class ImageSource(TrainingSource):
@@ -180,12 +195,21 @@ class ImageSource(TrainingSource):
         ]
         self._finish()
 
-    def load(self, track: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(self.files[self.track_file[track]])
+    def frame_path(self, track: int, frame: int) -> Path:
+        return self.files[self.track_file[track]]
+
+    def box(self, track: int, frame: int) -> np.ndarray:
         box = self.boxes[track]
         if box is None:
-            ih, iw = image.shape[:2]
-            box = np.array([0, 0, iw, ih], np.float32)
+            ih, iw = read_image(self.frame_path(track, frame)).shape[:2]
+            return np.array([0, 0, iw, ih], np.float32)
+        return box.copy()
+
+    def load(self, track: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        image = read_image(self.frame_path(track, frame))
+        box = self.boxes[track]
+        if box is None:
+            box = np.array([0, 0, image.shape[1], image.shape[0]], np.float32)
         return image, box.copy()
 
 
@@ -216,8 +240,14 @@ class SequenceSource(TrainingSource):
             self.tracks.append(Track(seq.name, "0", tuple(keep), category or cfg.category or None))
         self._finish()
 
+    def frame_path(self, track: int, frame: int) -> Path:
+        return Path(self.frames[track][frame])
+
+    def box(self, track: int, frame: int) -> np.ndarray:
+        return self.boxes[track][frame].copy()
+
     def load(self, track: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_image(self.frames[track][frame]), self.boxes[track][frame].copy()
+        return read_image(self.frame_path(track, frame)), self.box(track, frame)
 
 
 def _got10k_class(folder: Path) -> str | None:
@@ -266,40 +296,48 @@ def _subdirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 
-def _image_files(cfg: TrainConfig, src: SourceConfig) -> list[Path]:
+def _image_files(src: SourceConfig, resolve: Callable[[str], Path]) -> list[Path]:
     if src.paths:
-        return [cfg.path(p) for p in src.paths]
-    root = cfg.path(src.root)
+        return [resolve(p) for p in src.paths]
+    root = resolve(src.root)
     return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _sequences(cfg: TrainConfig, src: SourceConfig) -> list[tuple[Sequence, str | None]]:
+def _sequences(
+    src: SourceConfig, resolve: Callable[[str], Path]
+) -> list[tuple[Sequence, str | None]]:
     if src.paths:
-        found = [(cfg.path(p), None) for p in src.paths]
+        found = [(resolve(p), None) for p in src.paths]
     else:
-        found = sequence_paths(cfg.path(src.root), src.format)
+        found = sequence_paths(resolve(src.root), src.format)
         if src.names:
             wanted = set(src.names)
             unknown = sorted(wanted - {p.stem for p, _ in found})
             if unknown:
-                raise ValueError(f"sequences {unknown} not found under {cfg.path(src.root)}")
+                raise ValueError(f"sequences {unknown} not found under {resolve(src.root)}")
             found = [(p, c) for p, c in found if p.stem in wanted]
     return [(load_sequence(p), c) for p, c in found]
 
 
+def open_source(
+    src: SourceConfig, resolve: Callable[[str], Path] = Path, seed: int = 0
+) -> TrainingSource:
+    """Open one source (reads annotations, not images); ``resolve`` maps config paths."""
+    if src.type == "pysot_crops":
+        return PysotCropSource(src, resolve(src.root), resolve(src.anno))
+    if src.type == "coco":
+        return CocoSource(src, resolve(src.root), resolve(src.anno))
+    if src.type == "images":
+        return ImageSource(src, _image_files(src, resolve), seed)
+    return SequenceSource(src, _sequences(src, resolve))
+
+
 def build_sources(cfg: TrainConfig) -> list[TrainingSource]:
-    """Open every configured source (reads annotations, not images)."""
+    """Open every configured source; errors name the source's index and type."""
     out: list[TrainingSource] = []
     for i, src in enumerate(cfg.data.sources):
         try:
-            if src.type == "pysot_crops":
-                out.append(PysotCropSource(src, cfg.path(src.root), cfg.path(src.anno)))
-            elif src.type == "coco":
-                out.append(CocoSource(src, cfg.path(src.root), cfg.path(src.anno)))
-            elif src.type == "images":
-                out.append(ImageSource(src, _image_files(cfg, src), cfg.runtime.seed + i))
-            else:
-                out.append(SequenceSource(src, _sequences(cfg, src)))
-        except (ValueError, RuntimeError) as exc:
+            out.append(open_source(src, cfg.path, cfg.runtime.seed + i))
+        except (ValueError, RuntimeError, OSError) as exc:
             raise ValueError(f"data.sources[{i}] ({src.type}): {exc}") from exc
     return out

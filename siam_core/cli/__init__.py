@@ -1,0 +1,1 @@
+"""Command-line tools (console scripts call each module's ``main``)."""
