@@ -31,6 +31,11 @@ BUILD = VENV / ".siam-build"
 # siam_tracker_ros package (the repository) is found first and merges it (see its __init__.py).
 INTERFACE_PY_DIR = "lib/siam_tracker_interfaces"
 CMAKE_HELPER = ROOT / "tools" / "cmake" / "strip_missing_includes.cmake"
+AMENT_PTH_LINE = (
+    "import os, sys; p = os.environ.get('AMENT_PREFIX_PATH', ''); "
+    "sys.prefix in p.split(os.pathsep) or "
+    "os.environ.__setitem__('AMENT_PREFIX_PATH', os.pathsep.join(filter(None, [sys.prefix, p])))"
+)
 
 
 def log(msg: str) -> None:
@@ -198,7 +203,10 @@ def build_interfaces(pip_key: str) -> None:
     )
     # Processed after pip's __editable__ .pth (alphabetical order), so the repository's
     # siam_tracker_ros comes first on sys.path and extends its __path__ to the generated code.
-    (site_packages() / "siam_tracker_ros_interfaces.pth").write_text(f"{VENV / INTERFACE_PY_DIR}\n")
+    # Its import line puts the venv on AMENT_PREFIX_PATH (ament_index finds the packages, their
+    # .msg files and the share/ folders) with nothing to source.
+    pth = site_packages() / "siam_tracker_ros_interfaces.pth"
+    pth.write_text(f"{VENV / INTERFACE_PY_DIR}\n{AMENT_PTH_LINE}\n")
     mark_done("interfaces", key)
 
 
@@ -209,6 +217,8 @@ def verify() -> None:
         "from vision_msgs.msg import Detection2DArray; "
         "from siam_tracker_ros.msg import TrackerStatus; "
         "from siam_tracker_ros.srv import InitTarget; "
+        "from ament_index_python.packages import get_package_share_directory as share; "
+        "share('vision_msgs'); share('siam_tracker_ros'); "
         "import siam_core, siam_tracker_ros.dds; "
         f"assert siam_tracker_ros.__file__.startswith({str(ROOT)!r}), siam_tracker_ros.__file__"
     )
