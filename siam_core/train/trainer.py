@@ -249,8 +249,16 @@ class Trainer:
     def checkpoint_path(self, step: int) -> Path:
         return self.out / "checkpoints" / f"step_{step:08d}.pt"
 
+    def _sync_buffers(self) -> None:
+        """Give every replica rank 0's buffers (BatchNorm statistics): DDP averages gradients,
+        so parameters agree, but each rank updates its running statistics on its own batches."""
+        if dist.is_initialized() and self.world > 1:
+            for buf in self.model.buffers():
+                dist.broadcast(buf, src=0)
+
     def save(self) -> Path | None:
         """Write the full training state (rank 0 only); returns the file."""
+        self._sync_buffers()
         if not _is_main():
             return None
         state = {
@@ -385,6 +393,7 @@ class Trainer:
                     self.save()
                 if max_steps is not None and done >= max_steps:
                     bar.close()
+                    self._sync_buffers()
                     return last
             bar.close()
             self.epoch += 1
