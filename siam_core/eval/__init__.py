@@ -1,0 +1,1 @@
+"""Evaluation toolkit: metrics, the benchmark runner and reports."""
