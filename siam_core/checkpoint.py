@@ -61,14 +61,26 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         try:
             raw = torch.load(p, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
             raise ValueError(
-                f"{p}: refused or unreadable torch checkpoint; only plain tensors are loaded "
-                f"(weights_only=True): {exc}"
+                f"{p}: not a loadable torch checkpoint; only plain tensors are accepted "
+                f"(torch.load weights_only=True): {_short(exc)}"
             ) from exc
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise ValueError(f"{p}: not a readable torch checkpoint ({exc})") from exc
     return normalize_state_dict(raw, str(p))
+
+
+def _short(exc: Exception) -> str:
+    """The informative line of a (long) torch.load error."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower() and "weights_only" not in ln:
+            return ln
+    return lines[0] if lines else type(exc).__name__
+
+
+def _listing(keys: list[str], limit: int = 30) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{f', ... (+{len(keys) - limit} more)' if len(keys) > limit else ''}]"
 
 
 def normalize_state_dict(raw: object, where: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -104,19 +116,17 @@ def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor] | str | Pat
     if missing or unexpected or wrong:
         parts = [f"checkpoint does not match {type(model).__name__}"]
         if missing:
-            parts.append(f"missing keys ({len(missing)}): {missing}")
+            parts.append(f"missing keys ({len(missing)}): {_listing(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+            parts.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
         if wrong:
-            parts.append(f"shape mismatches ({len(wrong)}): {wrong}")
+            parts.append(f"shape mismatches ({len(wrong)}): {_listing(wrong)}")
         raise ValueError("; ".join(parts))
     full = {k: sd.get(k, own[k]) for k in own}
     model.load_state_dict(full, strict=True)
 
 
-def save_checkpoint(
-    model: nn.Module, cfg: Config, path: str | Path, fp16: bool = False
-) -> Path:
+def save_checkpoint(model: nn.Module, cfg: Config, path: str | Path, fp16: bool = False) -> Path:
     """Write ``model``'s weights and ``cfg`` to a safetensors file (floats as fp16 if asked)."""
     tensors = {}
     for key, value in model.state_dict().items():
