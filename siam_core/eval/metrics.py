@@ -113,6 +113,22 @@ def _is_convex(poly: np.ndarray) -> bool:
     return len(signs) <= 1
 
 
+def _is_simple(poly: np.ndarray) -> bool:
+    """No two non-adjacent edges cross (a bow-tie has no well-defined area)."""
+    n = len(poly)
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        for j in range(i + 2, n):
+            if (j + 1) % n == i:
+                continue
+            c, d = poly[j], poly[(j + 1) % n]
+            d1, d2 = _cross(a, b, c), _cross(a, b, d)
+            d3, d4 = _cross(c, d, a), _cross(c, d, b)
+            if d1 * d2 < 0 and d3 * d4 < 0:
+                return False
+    return True
+
+
 def _clip_convex(subject: np.ndarray, clip: np.ndarray) -> np.ndarray:
     """Sutherland-Hodgman: ``subject`` (any simple polygon) clipped by a convex ``clip``.
 
@@ -182,6 +198,9 @@ def polygon_iou(a: np.ndarray, b: np.ndarray, bounds: tuple[float, float] | None
     pa, pb = _as_polygon(a), _as_polygon(b)
     if np.isnan(pa).any() or np.isnan(pb).any():
         return float("nan")
+    for poly in (pa, pb):
+        if not _is_simple(poly):
+            raise ValueError(f"self-intersecting polygon: {poly.ravel().tolist()}")
     if bounds is not None:
         w, h = bounds
         frame = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
