@@ -74,7 +74,10 @@ def _tracker_from_string(spec: str) -> Tracker:
         if not rest:
             raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
         config, _, weights = rest.partition(":")
-        module = importlib.import_module("siam_core.tracker.siamrpn")
+        try:
+            module = importlib.import_module("siam_core.tracker.siamrpn")
+        except ImportError as exc:
+            raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
         return module.build_tracker(config, weights or None)
     if rest:
         try:
