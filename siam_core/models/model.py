@@ -18,11 +18,8 @@ import torch
 from torch import nn
 
 # Importing the part modules fills the registries.
-import siam_core.models.alexnet
-import siam_core.models.heads
-import siam_core.models.mobilenet
-import siam_core.models.neck
-import siam_core.models.resnet  # noqa: F401
+from siam_core.models import alexnet, heads, mobilenet, resnet  # noqa: F401
+from siam_core.models import neck as _neck  # noqa: F401
 from siam_core.models.heads import Kernels
 from siam_core.registry import BACKBONES, HEADS, NECKS
 
@@ -93,3 +90,41 @@ def build_model(cfg: Any) -> SiameseRPN:
         neck=NECKS.build(model_cfg.neck) if model_cfg.neck is not None else None,
         rpn_head=head,
     )
+
+
+@torch.no_grad()
+def calibrate_untrained(
+    model: SiameseRPN,
+    z: torch.Tensor,
+    x: torch.Tensor,
+    cls_std: float = 1.0,
+    loc_std: float = 0.1,
+) -> None:
+    """Rescale the last layer of every RPN branch of an untrained model so that, on patches
+    ``z`` / ``x``, cls logits have spread ``cls_std`` and loc deltas ``loc_std``.
+
+    Random weights give huge deltas whose ``exp`` overflows in box decoding; timing runs and
+    tests with untrained networks need outputs in a trained model's range. Scaling a branch's
+    last linear layer (weight and bias) scales its output exactly.
+    """
+    cls, loc = model(z, x)
+    cls_layers: list[nn.Conv2d] = []
+    loc_layers: list[nn.Conv2d] = []
+    for module in model.rpn_head.modules():
+        if isinstance(module, heads.DepthwiseXCorr):
+            last = module.head[-1]
+            is_cls = last.out_channels == 2 * model.anchor_num
+            (cls_layers if is_cls else loc_layers).append(last)
+        elif isinstance(module, heads.UPChannelRPN):
+            cls_layers.append(module.template_cls_conv)
+            loc_layers.append(module.loc_adjust)
+    if not cls_layers or not loc_layers:
+        raise ValueError(f"calibrate_untrained: no RPN branches in {type(model.rpn_head).__name__}")
+    for layers, out, target in ((cls_layers, cls, cls_std), (loc_layers, loc, loc_std)):
+        spread = float(out.std())
+        if not spread > 0 or not torch.isfinite(out).all():
+            raise ValueError("calibrate_untrained: the model's outputs are constant or non-finite")
+        for layer in layers:
+            layer.weight.mul_(target / spread)
+            if layer.bias is not None:
+                layer.bias.mul_(target / spread)
