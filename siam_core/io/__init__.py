@@ -1,0 +1,1 @@
+"""Reading frames from videos and image folders."""
