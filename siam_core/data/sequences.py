@@ -721,7 +721,8 @@ class VOT(Dataset):
         self.root = _root(root)
         self.year = year
         self.eao_interval = eao_interval or (self.INTERVALS.get(year) if year else None)
-        super().__init__(f"VOT{year}" if year else self.root.name, _read_list(root / "list.txt"))
+        names = _read_list(self.root / "list.txt")
+        super().__init__(f"VOT{year}" if year else self.root.name, names)
 
     def load(self, name: str) -> Sequence:
         return load_vot(self.root / name, allow_nan=self.protocol == "vot-lt")

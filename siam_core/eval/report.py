@@ -66,7 +66,7 @@ class Evaluation:
     eao_interval: tuple[int, int] | None = None
 
 
-def _fps(frames: int, times: np.ndarray | None) -> float:
+def _fps(times: np.ndarray | None) -> float:
     if times is None:
         return float("nan")
     t = times[np.isfinite(times)]
@@ -134,7 +134,7 @@ def _score_ope(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
         curves[name] = M.ope_curves(boxes, seq.gt, seq.absent)
         per_seq[name] = {
             **_ope_scalars(M.ope_summary([curves[name]])),
-            "fps": _fps(len(seq), times[name]),
+            "fps": _fps(times[name]),
         }
     summary = M.ope_summary(list(curves.values()))
     ev.overall[tracker] = {
@@ -176,7 +176,7 @@ def _score_vot(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
         sizes.append(size)
         times.append(t)
         ar = M.vot_accuracy_robustness([run], [gt], [size])
-        per_seq[name] = {**ar, "fps": _fps(len(seq), t)}
+        per_seq[name] = {**ar, "fps": _fps(t)}
     overall: dict[str, float] = dict(M.vot_accuracy_robustness(runs, gts, sizes))
     curve = M.eao_curve(runs, gts, sizes)
     overall["eao"] = M.eao_score(curve, ev.eao_interval) if ev.eao_interval else float("nan")
@@ -231,7 +231,7 @@ def _score_lt(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Sequen
             "precision": one["precision"],
             "recall": one["recall"],
             "f_score": one["f_score"],
-            "fps": _fps(len(seq), t),
+            "fps": _fps(t),
         }
     summary = M.lt_precision_recall(overlaps, scores, visible)
     ev.overall[tracker] = {
@@ -264,7 +264,7 @@ def _score_got(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
         times.append(t)
         one = M.got10k_summary([ious])
         per_seq[name] = {k: float(one[k]) for k in ("ao", "sr50", "sr75")}
-        per_seq[name]["fps"] = _fps(len(seq), t)
+        per_seq[name]["fps"] = _fps(t)
     summary = M.got10k_summary(all_ious)
     ev.overall[tracker] = {k: float(summary[k]) for k in ("ao", "sr50", "sr75")}
     ev.overall[tracker]["fps"] = _pooled_fps(times)
