@@ -123,11 +123,20 @@ def evaluate(
     return ev
 
 
+def _require_ground_truth(seq: Sequence, benchmark: str) -> None:
+    if seq.annotated != len(seq):
+        raise ValueError(
+            f"{seq.name}: only the initial box is public (test split); score it on the "
+            f"{benchmark} server"
+        )
+
+
 def _score_ope(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Sequence]) -> None:
     curves: dict[str, M.OPECurves] = {}
     times: dict[str, np.ndarray | None] = {}
     per_seq: dict[str, dict[str, float]] = {}
     for name, seq in seqs.items():
+        _require_ground_truth(seq, "benchmark's evaluation")
         result, time_file = result_paths("ope", folder, name)
         boxes = read_box_results(result, len(seq))
         times[name] = read_times(time_file, len(seq))
@@ -251,11 +260,7 @@ def _score_got(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
     all_ious, times = [], []
     per_seq: dict[str, dict[str, float]] = {}
     for name, seq in seqs.items():
-        if seq.annotated != len(seq):
-            raise ValueError(
-                f"{seq.name}: only the initial box is public (test split); score it on the "
-                "GOT-10k server"
-            )
+        _require_ground_truth(seq, "GOT-10k")
         result, time_file = result_paths("got10k", folder, name)
         boxes = read_box_results(result, len(seq))
         ious = M.got10k_ious(boxes, seq.gt, seq.absent, seq.size)

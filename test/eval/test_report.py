@@ -110,6 +110,10 @@ def test_long_term_and_got10k_reports(seqs: Path, tmp_path: Path) -> None:
     run_benchmark(got, {"KCF": "KCF"}, tmp_path / "gotres")
     with pytest.raises(ValueError, match="only the initial box is public"):
         evaluate(got, tmp_path / "gotres", ["KCF"])
+    got.protocol = "ope"  # e.g. TrackingNet's test split: the same refusal
+    run_benchmark(got, {"KCF": "KCF"}, tmp_path / "operes")
+    with pytest.raises(ValueError, match=r"GOT-10k_Test_000001: only the initial box"):
+        evaluate(got, tmp_path / "operes", ["KCF"])
 
 
 def test_missing_results_name_the_file(ope_run) -> None:
