@@ -35,5 +35,12 @@ setup(
     },
     install_requires=requirements("core.txt"),
     extras_require={"ros": requirements("ros.txt"), "dev": requirements("dev.txt")},
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "siam-tracker-node = siam_tracker_ros.node:main",
+            "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
+            "siam-video-player = siam_tracker_ros.player:main",
+            "siam-eval = siam_core.cli.eval:main",
+        ]
+    },
 )

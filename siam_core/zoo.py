@@ -1,0 +1,41 @@
+"""One place that turns what a user names (model, weights, device) into a ready tracker.
+
+Shared by ``siam-track`` and the ROS node so both resolve defaults the same way: with neither a
+model nor weights named, the embedded default model (``siam_core/weights/default.safetensors``,
+config embedded) is used; ``device="auto"`` picks CUDA when PyTorch sees a GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an unusable CUDA request fails."""
+    if device in ("", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{device}' requested but PyTorch sees no CUDA device")
+    return device
+
+
+def load_tracker(model: str = "", weights: str = "", device: str = "auto") -> SiamRPNTracker:
+    """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model."""
+    if not model and not weights:
+        if not DEFAULT_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                f"no default model at {DEFAULT_WEIGHTS}; name a model and weights "
+                "(e.g. model=siamrpn_alex_dwxcorr weights=/path/model.pth)"
+            )
+        weights = str(DEFAULT_WEIGHTS)
+    if not weights:
+        raise ValueError(f"model '{model}' named without weights: its network would be random")
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    return build_tracker(model or None, weights, device=resolve_device(device))

@@ -1,0 +1,106 @@
+"""sensor_msgs and vision_msgs <-> NumPy/siam_core, without cv_bridge.
+
+The PyPI ``cv-bridge`` is a ROS 1 port that breaks with NumPy 2, and a bare machine has no other,
+so images are converted here: row padding (``step`` larger than a row), the usual encodings,
+big-endian ``mono16``, and JPEG/PNG ``CompressedImage``. Every malformed message raises a
+``ValueError`` that says what is wrong, so a node can log it and carry on.
+
+Boxes: siam_core uses (x, y, w, h) with (x, y) the top-left corner; vision_msgs ``BoundingBox2D``
+uses the centre, so centre = (x + w / 2, y + h / 2) in continuous pixel coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import BoundingBox2D
+
+# encoding -> (channels, dtype, OpenCV conversion to BGR or None)
+ENCODINGS: dict[str, tuple[int, type, int | None]] = {
+    "bgr8": (3, np.uint8, None),
+    "rgb8": (3, np.uint8, cv2.COLOR_RGB2BGR),
+    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2BGR),
+    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2BGR),
+    "mono8": (1, np.uint8, cv2.COLOR_GRAY2BGR),
+    "8UC1": (1, np.uint8, cv2.COLOR_GRAY2BGR),
+    "8UC3": (3, np.uint8, None),
+    "mono16": (1, np.uint16, cv2.COLOR_GRAY2BGR),
+    "16UC1": (1, np.uint16, cv2.COLOR_GRAY2BGR),
+}
+
+
+def image_to_bgr(msg: Image, mono16_max: float = 65535.0) -> np.ndarray:
+    """A ``sensor_msgs/Image`` as a BGR uint8 (H, W, 3) array.
+
+    ``bgr8`` without row padding is returned as a read-only view of the message's buffer (no
+    copy on the hot path); every other case is converted into a new array.
+
+    16-bit images are scaled by ``255 / mono16_max`` (set 4095 for a 12-bit camera).
+    """
+    encoding = msg.encoding
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unsupported image encoding '{encoding}'; supported: {sorted(ENCODINGS)}")
+    channels, dtype, conversion = ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ValueError(f"empty image: {width}x{height}")
+    row_bytes = width * channels * np.dtype(dtype).itemsize
+    if step < row_bytes:
+        raise ValueError(f"step {step} < {row_bytes} bytes of a {width} px {encoding} row")
+    data = msg.data
+    size = len(data)
+    if size != step * height:
+        raise ValueError(f"data has {size} bytes, expected step*height = {step}*{height}")
+    raw = np.frombuffer(data, np.uint8)  # no copy: bytes, bytearray and array.array alike
+    rows = raw.reshape(height, step)[:, :row_bytes]
+    pixels = rows.view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
+    pixels = pixels.reshape(height, width, channels)
+    if dtype is np.uint16:
+        scale = 255.0 / float(mono16_max)
+        pixels = np.clip(pixels.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+    if conversion is None:
+        return np.ascontiguousarray(pixels)
+    source = pixels[:, :, 0] if channels == 1 else np.ascontiguousarray(pixels)
+    return cv2.cvtColor(source, conversion)
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    """A JPEG/PNG ``sensor_msgs/CompressedImage`` as BGR uint8."""
+    if len(msg.data) == 0:
+        raise ValueError("empty compressed image")
+    buffer = np.frombuffer(msg.data, np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode compressed image (format '{msg.format}')")
+    return image
+
+
+def bgr_to_image(image: np.ndarray, header: Header | None = None) -> Image:
+    """A BGR uint8 array as a ``bgr8`` ``sensor_msgs/Image`` with the given header."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a BGR uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    msg = Image(height=height, width=width, encoding="bgr8", is_bigendian=0, step=width * 3)
+    if header is not None:
+        msg.header = header
+    msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def box_to_bbox(box: Sequence[float]) -> BoundingBox2D:
+    """(x, y, w, h) top-left box -> ``BoundingBox2D`` (centre and size, pixels)."""
+    x, y, w, h = (float(v) for v in box)
+    bbox = BoundingBox2D(size_x=w, size_y=h)
+    bbox.center.position.x = x + w / 2.0
+    bbox.center.position.y = y + h / 2.0
+    return bbox
+
+
+def bbox_to_box(bbox: BoundingBox2D) -> tuple[float, float, float, float]:
+    """``BoundingBox2D`` -> (x, y, w, h) top-left box; rotation (theta) is ignored."""
+    w, h = float(bbox.size_x), float(bbox.size_y)
+    return bbox.center.position.x - w / 2.0, bbox.center.position.y - h / 2.0, w, h

@@ -1,0 +1,70 @@
+"""The tracker node's parameters: one table for the node, the config files, launch and docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ParamValue = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: ParamValue
+    description: str
+
+
+PARAMETERS: tuple[Param, ...] = (
+    Param("model", "", "model config name or YAML path; empty with empty weights: default model"),
+    Param("weights", "", "weights file (.safetensors or pysot .pth); ours embed their config"),
+    Param("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
+    Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
+    Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
+    Param("qos_reliability", "best_effort", "image subscription reliability: best_effort|reliable"),
+    Param("qos_depth", 1, "image subscription queue depth (keep last)"),
+    Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp"),
+    Param("target_label", "target", "class label of detections when init gives none"),
+    Param("long_term", False, "lost/recovered handling with a widening search while lost"),
+    Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
+    Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
+    Param("torch_threads", 0, "CPU threads for PyTorch; 0 keeps PyTorch's default"),
+)
+DEFAULTS: dict[str, ParamValue] = {p.name: p.default for p in PARAMETERS}
+QOS_RELIABILITY = ("best_effort", "reliable")
+
+
+def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
+    """Check names, types and ranges; returns the full set with defaults filled in."""
+    unknown = set(values) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown tracker parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    merged = {**DEFAULTS, **values}
+    for name, default in DEFAULTS.items():
+        value = merged[name]
+        expected = float if isinstance(default, float) else type(default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            merged[name] = value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f"parameter {name} must be {expected.__name__}, got {value!r}")
+    if merged["qos_reliability"] not in QOS_RELIABILITY:
+        raise ValueError(f"qos_reliability must be one of {QOS_RELIABILITY}")
+    for name in ("qos_depth", "buffer_size"):
+        if merged[name] < 1:
+            raise ValueError(f"{name} must be >= 1, got {merged[name]}")
+    if merged["mono16_max"] <= 0 or merged["torch_threads"] < 0:
+        raise ValueError("mono16_max must be > 0 and torch_threads >= 0")
+    return merged
+
+
+def load_params_file(path: str | Path, node_name: str = "tracker_node") -> dict[str, ParamValue]:
+    """Read a ROS 2 parameters YAML (``node: {ros__parameters: ...}`` or ``/**``) and validate."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    values: dict[str, Any] = {}
+    for key, section in data.items():
+        if key in ("/**", node_name, f"/{node_name}") or key.endswith(f"/{node_name}"):
+            values.update((section or {}).get("ros__parameters", {}))
+    return validate(values)

@@ -1,0 +1,141 @@
+"""Publish a video file or a folder of frames as a camera: ``sensor_msgs/Image`` at its frame rate.
+
+``siam-video-player clip.avi --topic image_raw`` plays at the clip's native rate (``--fps`` to
+change it), waiting first until something subscribes so no frame is published into the void.
+Stamps come from the node clock (``--stamps clock``, a live camera) or from the video's own
+timeline (``--stamps video``: frame k is stamped ``base + k / fps``), which lets an offline
+evaluation map every detection back to its frame index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
+from siam_tracker_ros.conversions import bgr_to_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def read_frames(source: Path) -> tuple[Iterator[np.ndarray], float]:
+    """Frames (BGR) of a video file or an image folder, and the native rate (0 if unknown)."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{source}: no image files")
+
+        def images() -> Iterator[np.ndarray]:
+            for path in files:
+                frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if frame is None:
+                    raise ValueError(f"{path}: not a readable image")
+                yield frame
+
+        return images(), 0.0
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"{source}: OpenCV cannot open this video")
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def video() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()
+
+    return video(), fps
+
+
+def frame_stamp_ns(base_ns: int, index: int, fps: float) -> int:
+    """Stamp of frame ``index`` on the video timeline that starts at ``base_ns``."""
+    return base_ns + round(index * 1e9 / fps)
+
+
+def play(node: Node, args: argparse.Namespace) -> int:
+    frames, native_fps = read_frames(Path(args.source))
+    fps = args.fps or native_fps or 30.0
+    publisher = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
+    deadline = time.monotonic() + args.wait
+    while publisher.get_subscription_count() < args.subscribers:
+        if time.monotonic() > deadline:
+            node.get_logger().error(f"no subscriber on {publisher.topic_name} in {args.wait} s")
+            return 1
+        rclpy.spin_once(node, timeout_sec=0.05)
+    base_ns = int(args.stamp_base * 1e9) if args.stamp_base else node.get_clock().now().nanoseconds
+    node.get_logger().info(f"playing {args.source} on {publisher.topic_name} at {fps:.2f} fps")
+    start = time.monotonic()
+    count = 0
+    for index, frame in enumerate(frames):
+        if args.max_frames and index >= args.max_frames:
+            break
+        delay = start + index / fps - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if args.encoding == "rgb8":
+            msg = bgr_to_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            msg.encoding = "rgb8"
+        else:
+            msg = bgr_to_image(frame)
+        msg.header.frame_id = args.frame_id
+        if args.stamps == "video":
+            stamp = frame_stamp_ns(base_ns, index, fps)
+        else:
+            stamp = node.get_clock().now().nanoseconds
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        publisher.publish(msg)
+        count += 1
+    elapsed = time.monotonic() - start
+    node.get_logger().info(f"published {count} frames in {elapsed:.1f} s")
+    return 0
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="siam-video-player", description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="video file (anything OpenCV reads) or image folder")
+    parser.add_argument("--topic", default="image_raw")
+    parser.add_argument("--fps", type=float, default=0.0, help="default: the clip's own rate")
+    parser.add_argument("--frame-id", default="camera")
+    parser.add_argument("--encoding", choices=("bgr8", "rgb8"), default="bgr8")
+    parser.add_argument("--stamps", choices=("clock", "video"), default="clock")
+    parser.add_argument("--stamp-base", type=float, default=0.0, help="video stamps start (s)")
+    parser.add_argument("--subscribers", type=int, default=1, help="wait for this many")
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for them")
+    parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ros_args = argv[argv.index("--ros-args") :] if "--ros-args" in argv else []
+    args = parse_args(argv[: len(argv) - len(ros_args)])
+    rclpy.init(args=["siam-video-player", *ros_args])
+    node = rclpy.create_node("video_player")
+    try:
+        return play(node, args)
+    except ValueError as exc:
+        node.get_logger().error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
