@@ -18,6 +18,9 @@ Schema (every key optional unless marked; defaults in the dataclasses below)::
              warmup: {epochs, start_lr, end_lr}, backbone: {train_layers, unfreeze_epoch,
              lr_mult}, grad_clip, amp}
     runtime: {seed, num_workers, log_every, image_every, checkpoint_every, export_fp16}
+
+A given ``template_aug`` / ``search_aug`` mapping replaces the pysot default (template shift 4,
+scale 0.05; search shift 64, scale 0.18) as a whole: unnamed fields are off, not pysot's.
 """
 
 from __future__ import annotations

@@ -358,8 +358,8 @@ class Trainer:
         self.scaler.update()
         return out
 
-    def fit(self, max_steps: int | None = None) -> dict[str, float]:
-        """Train to the end (or ``max_steps`` more steps); returns the last step's losses."""
+    def fit(self) -> dict[str, float]:
+        """Train from the current position to the last epoch; returns the last step's losses."""
         cfg = self.cfg
         main = _is_main()
         if main and self.writer is None:
@@ -368,7 +368,6 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(self.out / "tensorboard"))
         last: dict[str, float] = {}
-        done = 0
         while self.epoch < cfg.solver.epochs:
             self._apply_stage(self.epoch)
             bar = tqdm(
@@ -383,7 +382,6 @@ class Trainer:
                 last = self.step(batch)
                 self.batch += 1
                 self.global_step += 1
-                done += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['total']:.3f}")
                 self._log(batch, last, time.perf_counter() - t0)
@@ -391,10 +389,6 @@ class Trainer:
                 every = cfg.runtime.checkpoint_every
                 if every and self.global_step % every == 0:
                     self.save()
-                if max_steps is not None and done >= max_steps:
-                    bar.close()
-                    self._sync_buffers()
-                    return last
             bar.close()
             self.epoch += 1
             self.batch = 0
