@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 setup:
 	$(PYTHON) tools/setup_env.py $(if $(FORCE),--force,)
 
-demo: setup
-	$(PY) -m siam_tracker_ros.demo
+demo:
+	$(PYTHON) tools/setup_env.py --demo $(if $(FORCE),--force,)
+	$(PY) -m siam_tracker_ros.demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

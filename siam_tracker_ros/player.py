@@ -20,7 +20,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
 from siam_tracker_ros.conversions import bgr_to_image
@@ -70,6 +70,10 @@ def play(node: Node, args: argparse.Namespace) -> int:
     frames, native_fps = read_frames(Path(args.source))
     fps = args.fps or native_fps or 30.0
     publisher = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
+    compressed = None
+    if args.compressed:
+        topic = f"{args.topic}/compressed"
+        compressed = node.create_publisher(CompressedImage, topic, qos_profile_sensor_data)
     deadline = time.monotonic() + args.wait
     while publisher.get_subscription_count() < args.subscribers:
         if time.monotonic() > deadline:
@@ -98,6 +102,12 @@ def play(node: Node, args: argparse.Namespace) -> int:
             stamp = node.get_clock().now().nanoseconds
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         publisher.publish(msg)
+        if compressed is not None:
+            ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if ok:
+                compressed.publish(
+                    CompressedImage(header=msg.header, format="jpeg", data=jpeg.tobytes())
+                )
         count += 1
     elapsed = time.monotonic() - start
     node.get_logger().info(f"published {count} frames in {elapsed:.1f} s")
@@ -116,6 +126,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=1, help="wait for this many")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for them")
     parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
+    parser.add_argument("--compressed", action="store_true", help="also <topic>/compressed (JPEG)")
     return parser.parse_args(argv)
 
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -210,6 +213,34 @@ def build_interfaces(pip_key: str) -> None:
     mark_done("interfaces", key)
 
 
+def fetch_demo_clip() -> None:
+    """The demo's clip: vtest.avi from Debian's opencv-doc examples (a registry package)."""
+    target = VENV / "share" / "siam-tracker-demo" / "vtest.avi"
+    if target.exists():
+        return
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        fail("the demo clip comes from Debian's opencv-doc package: apt-get and dpkg-deb needed")
+    log("fetching the demo clip (vtest.avi from Debian's opencv-doc)")
+    with tempfile.TemporaryDirectory() as tmp:
+        download = ["apt-get", "download", "-qq", "opencv-doc"]
+        if subprocess.run(download, cwd=tmp, capture_output=True).returncode != 0:
+            if os.geteuid() != 0:
+                fail("`apt-get download opencv-doc` failed; run `sudo apt-get update` and retry")
+            run(["apt-get", "update", "-qq"])
+            run(download, cwd=Path(tmp))
+        (deb,) = Path(tmp).glob("opencv-doc_*.deb")
+        member = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
+        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True)
+        if tar.returncode != 0:
+            fail(f"cannot unpack {deb.name}: {tar.stderr.decode()[-500:]}")
+        with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+            data = archive.extractfile(member)
+            if data is None:
+                fail(f"{member} not found in {deb.name}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data.read())
+
+
 def verify() -> None:
     """Import what the tests and nodes need, in a fresh venv interpreter."""
     code = (
@@ -231,6 +262,7 @@ def verify() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="redo every step")
+    parser.add_argument("--demo", action="store_true", help="also fetch the demo clip")
     args = parser.parse_args(argv)
     started = time.monotonic()
     if args.force and STATE.exists():
@@ -238,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_venv()
     build_interfaces(pip_install())
     verify()
+    if args.demo:
+        fetch_demo_clip()
     log(f"ready: {VENV.relative_to(ROOT)} ({time.monotonic() - started:.1f} s)")
     return 0
 

@@ -1,0 +1,240 @@
+"""``make demo``: the tracker node on a real clip, end to end over ROS 2, everything recorded.
+
+Three processes on a loopback-only DDS graph: ``siam-video-player`` publishes the clip as a
+camera at its native rate (raw and JPEG), ``siam-tracker-node`` tracks with the embedded default
+model, and this process calls ``init_target`` with the configured box on the first frame (by its
+stamp), records what crossed the graph into a rosbag2 file (mcap), and afterwards writes an
+annotated video and a CSV of detections. Outputs go to ``out/demo/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
+
+from siam_core.tracker import TrackState
+from siam_tracker_ros.bagtypes import typestore
+from siam_tracker_ros.conversions import box_to_bbox
+from siam_tracker_ros.msg import TrackerStatus
+from siam_tracker_ros.srv import InitTarget
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = Path(sys.prefix) / "share" / "siam-tracker-demo" / "vtest.avi"
+# The pedestrian walking on the right of vtest.avi's first frame (x, y, w, h).
+BOX = (642.0, 240.0, 40.0, 80.0)
+TOPICS = {
+    "/image_raw/compressed": CompressedImage,
+    "/detections": Detection2DArray,
+    "/status": TrackerStatus,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path, default=CLIP, help="video (default: vtest.avi)")
+    parser.add_argument("--box", default=",".join(f"{v:g}" for v in BOX), help="x,y,w,h")
+    parser.add_argument("--model", default="", help="default: the embedded default model")
+    parser.add_argument("--weights", default="")
+    parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
+    return parser.parse_args(argv)
+
+
+class Recorder:
+    """Subscribes raw (serialized) messages, writes them to the bag as they come, keeps them."""
+
+    def __init__(self, node, writer, store) -> None:
+        self.writer = writer
+        self.messages: dict[str, list[tuple[int, bytes]]] = {topic: [] for topic in TOPICS}
+        self.raw_frames = 0
+        for topic, msg_type in TOPICS.items():
+            type_name = f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
+            connection = writer.add_connection(topic, type_name, typestore=store)
+            qos = qos_profile_sensor_data if "image" in topic else 50
+            node.create_subscription(
+                msg_type, topic, self._writer_for(topic, connection), qos, raw=True
+            )
+        node.create_subscription(
+            Image, "/image_raw", self._count, qos_profile_sensor_data, raw=True
+        )
+
+    def _writer_for(self, topic, connection):
+        def write(data: bytes) -> None:
+            now = time.time_ns()
+            self.writer.write(connection, now, data)
+            self.messages[topic].append((now, data))
+
+        return write
+
+    def _count(self, _data: bytes) -> None:
+        self.raw_frames += 1
+
+    def decoded(self, topic: str) -> list:
+        return [deserialize_message(data, TOPICS[topic]) for _, data in self.messages[topic]]
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+
+
+def run(args: argparse.Namespace) -> int:
+    box = tuple(float(v) for v in args.box.split(","))
+    if not args.clip.is_file():
+        print(f"demo clip {args.clip} missing: run `make demo` (its setup fetches it)")
+        return 1
+    out = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    env = dict(os.environ, ROS_LOG_DIR=str(out / "ros_log"), PYTHONUNBUFFERED="1")
+    env.setdefault("ROS_DOMAIN_ID", "42")
+    os.environ.update(ROS_LOG_DIR=env["ROS_LOG_DIR"], ROS_DOMAIN_ID=env["ROS_DOMAIN_ID"])
+    bin_dir = Path(sys.executable).parent
+
+    node_cmd = [str(bin_dir / "siam-tracker-node"), "--ros-args", "-p", f"model:={args.model}"]
+    node_cmd += ["-p", f"weights:={args.weights}"]
+    tracker = start(node_cmd, out / "tracker_node.log", env)
+    rclpy.init()
+    node = rclpy.create_node("demo")
+    writer = Writer(out / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    player = None
+    try:
+        recorder = Recorder(node, writer, typestore())
+        client = node.create_client(InitTarget, "/init_target")
+        print(f"[demo] starting the tracker node (log: {out / 'tracker_node.log'})")
+        while not client.wait_for_service(timeout_sec=1.0):
+            if tracker.poll() is not None:
+                print((out / "tracker_node.log").read_text()[-3000:])
+                print("[demo] the tracker node exited; see the log above")
+                return 1
+        player_cmd = [str(bin_dir / "siam-video-player"), str(args.clip), "--compressed"]
+        player_cmd += ["--stamps", "video", "--subscribers", "2"]
+        if args.max_frames:
+            player_cmd += ["--max-frames", str(args.max_frames)]
+        player = start(player_cmd, out / "player.log", env)
+        print(f"[demo] playing {args.clip.name}; target box {box}")
+        init_future = drain_end = None
+        reported = False
+        while drain_end is None or time.monotonic() < drain_end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if drain_end is None and player.poll() is not None:
+                drain_end = time.monotonic() + 3.0  # for the last results to arrive
+            images = recorder.messages["/image_raw/compressed"]
+            if init_future is None and images:
+                first = deserialize_message(images[0][1], CompressedImage)
+                request = InitTarget.Request(box=box_to_bbox(box), stamp=first.header.stamp)
+                request.label = "person"
+                init_future = client.call_async(request)
+            if not reported and init_future is not None and init_future.done():
+                result = init_future.result()
+                print(f"[demo] init_target: success={result.success} {result.message}")
+                reported = True
+    finally:
+        if player is not None and player.poll() is None:
+            player.terminate()
+        tracker.send_signal(signal.SIGINT)
+        try:
+            tracker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            tracker.kill()
+        writer.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return summarise(recorder, args, out)
+
+
+def summarise(recorder: Recorder, args: argparse.Namespace, out: Path) -> int:
+    images = recorder.decoded("/image_raw/compressed")
+    detections = {stamp_ns(d.header): d for d in recorder.decoded("/detections")}
+    statuses = {stamp_ns(s.header): s for s in recorder.decoded("/status")}
+    if not images or not statuses:
+        print("[demo] no frames were tracked; see out/demo/*.log")
+        return 1
+    capture = cv2.VideoCapture(str(args.clip))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    capture.release()
+    base = stamp_ns(images[0].header)
+    video = None
+    with (out / "detections.csv").open("w", newline="") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["frame", "stamp_ns", "state", "score", "x", "y", "w", "h", "latency_ms"])
+        for image in images:
+            stamp = stamp_ns(image.header)
+            frame = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+            if video is None:
+                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                size = (frame.shape[1], frame.shape[0])
+                video = cv2.VideoWriter(str(out / "tracked.mp4"), fourcc, fps, size)
+            status = statuses.get(stamp)
+            state = TrackState(status.state).name if status else "SKIPPED"
+            colour = (0, 200, 0) if state in ("TRACKING", "RECOVERED") else (0, 0, 255)
+            found = detections.get(stamp)
+            x = y = w = h = score = float("nan")
+            if found is not None and found.detections:
+                bbox = found.detections[0].bbox
+                w, h = bbox.size_x, bbox.size_y
+                x, y = bbox.center.position.x - w / 2, bbox.center.position.y - h / 2
+                score = found.detections[0].results[0].hypothesis.score
+                cv2.rectangle(frame, (round(x), round(y)), (round(x + w), round(y + h)), colour, 2)
+            cv2.putText(frame, state, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2)
+            video.write(frame)
+            latency = status.latency_ms if status else float("nan")
+            index = round((stamp - base) * fps / 1e9)
+            rows.writerow(
+                [
+                    index,
+                    stamp,
+                    state,
+                    f"{score:.4f}",
+                    f"{x:.1f}",
+                    f"{y:.1f}",
+                    f"{w:.1f}",
+                    f"{h:.1f}",
+                    f"{latency:.2f}",
+                ]
+            )
+    video.release()
+    last = max(statuses.values(), key=lambda s: s.frames_received)
+    latencies = np.array([s.latency_ms for s in statuses.values()])
+    tracked = sum(s.state in (TrackState.TRACKING, TrackState.RECOVERED) for s in statuses.values())
+    p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
+    print(f"[demo] frames published: {len(images)} (raw frames seen here: {recorder.raw_frames})")
+    print(
+        f"[demo] tracker: received {last.frames_received}, processed {last.frames_processed}, "
+        f"dropped {last.frames_dropped}; tracked in {tracked} frames; model {last.model} on "
+        f"{last.device}"
+    )
+    print(f"[demo] latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}")
+    print(f"[demo] rosbag2 (mcap): {out / 'bag'}")
+    print(f"[demo] annotated video: {out / 'tracked.mp4'}")
+    print(f"[demo] detections CSV: {out / 'detections.csv'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
