@@ -41,6 +41,8 @@ setup(
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",
             "siam-eval = siam_core.cli.eval:main",
+            "siam-train = siam_core.cli.train:main",
+            "siam-curate = siam_core.cli.curate:main",
         ]
     },
 )
