@@ -37,6 +37,8 @@ setup(
     extras_require={"ros": requirements("ros.txt"), "dev": requirements("dev.txt")},
     entry_points={
         "console_scripts": [
+            "siam-track = siam_core.cli.track:main",
+            "siam-convert = siam_core.cli.convert:main",
             "siam-tracker-node = siam_tracker_ros.node:main",
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",
