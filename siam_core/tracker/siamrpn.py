@@ -14,10 +14,11 @@ seeds-spec §6.1-6.4 and pysot-compat.md:
   ``exp(-k (r_c s_c - 1))``, Hanning window blend, argmax, size smoothing with
   ``lr = penalty * score * LR``, centre clipped to [0, image size], size to [10, image size].
 
-Speed (nothing here changes results): the template branch, including the head's template-side
-convolutions, runs once in ``init``; anchors and windows are cached per search size; the search
-patch is cropped with slicing + ``cv2.copyMakeBorder`` + ``cv2.resize`` and converted into a
-reused float buffer; the network runs under ``torch.inference_mode``.
+Speed (none of it changes results beyond float rounding): the template branch, including the
+head's template-side convolutions, runs once in ``init``; the network runs as a copy with
+BatchNorm folded into the convolutions, channels-last on CPU (oneDNN), under
+``torch.inference_mode``; anchors and windows are cached per search size; the search patch is
+cropped with slicing + ``cv2.copyMakeBorder`` + ``cv2.resize`` into a reused float buffer.
 
 The search size and window influence are per-call arguments of :meth:`SiamRPNTracker.search`, so
 a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``).
@@ -25,6 +26,7 @@ a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``)
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
 from siam_core.models.anchors import anchor_grid
 from siam_core.models.heads import Kernels
-from siam_core.models.model import SiameseRPN, build_model
+from siam_core.models.model import SiameseRPN, build_model, fold_batchnorm
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 
 MIN_SIZE = 10.0  # pysot _bbox_clip: width and height never below 10 px
@@ -102,7 +104,9 @@ class SiamRPNTracker(Tracker):
     """Short-term SiamRPN-family tracker (pysot ``SiamRPNTracker``) on the ``Tracker`` API.
 
     The model holds no per-target state (kernels live in the tracker), so one model may serve
-    several trackers, each with its own config.
+    several trackers, each with its own config. With ``optimize`` (the default) the tracker
+    runs ``net``, a copy of ``model`` made here with BatchNorm folded into the convolutions and,
+    on CPU, in channels-last layout; later changes to ``model``'s weights do not reach it.
     """
 
     name = "siamrpn"
@@ -112,7 +116,7 @@ class SiamRPNTracker(Tracker):
         model: SiameseRPN,
         cfg: Config,
         device: str | torch.device = "cpu",
-        channels_last: bool = False,
+        optimize: bool = True,
     ) -> None:
         super().__init__()
         if cfg.anchor.num != model.anchor_num:
@@ -121,9 +125,12 @@ class SiamRPNTracker(Tracker):
                 f"{model.anchor_num}"
             )
         self.device = _device(device)
-        self.channels_last = bool(channels_last)
-        memory = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=memory).eval()
+        self.model = model.to(self.device).eval()
+        # channels-last lets oneDNN run the convolutions on CPU without layout conversions
+        self.channels_last = optimize and self.device.type == "cpu"
+        self.net = _inference_copy(self.model, cfg, self.device) if optimize else self.model
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.cfg = cfg
         self.name = cfg.name
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -160,9 +167,7 @@ class SiamRPNTracker(Tracker):
         buf = self._buffers.get(size)
         if buf is None:
             fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-            buf = torch.empty((1, 3, size, size), dtype=torch.float32).contiguous(
-                memory_format=fmt
-            )
+            buf = torch.empty((1, 3, size, size), dtype=torch.float32).contiguous(memory_format=fmt)
             self._buffers[size] = buf
         buf[0].copy_(torch.from_numpy(patch).permute(2, 0, 1))
         return buf
@@ -184,7 +189,7 @@ class SiamRPNTracker(Tracker):
         exemplar = self.cfg.tracker.exemplar_size
         patch, _ = crop_patch(image, self._centre(), exemplar, s_z, self.channel_average)
         with torch.inference_mode():
-            self._kernels = self.model.template(self._to_tensor(patch))
+            self._kernels = self.net.template(self._to_tensor(patch))
 
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
@@ -218,10 +223,10 @@ class SiamRPNTracker(Tracker):
             x = self._to_tensor(patch)
             self._sync()
             t1 = time.perf_counter()
-            feats = self.model.features(x)
+            feats = self.net.features(x)
             self._sync()
             t2 = time.perf_counter()
-            cls, loc = self.model.rpn_head.track(self._kernels, feats)
+            cls, loc = self.net.rpn_head.track(self._kernels, feats)
             self._sync()
             t3 = time.perf_counter()
             expected = self.cfg.score_size(inst)
@@ -234,15 +239,17 @@ class SiamRPNTracker(Tracker):
             delta = loc.reshape(4, -1).cpu().numpy()
 
         anchors, window = self._grid(expected)
-        # decode (float32, as pysot's _convert_bbox)
-        pw = np.exp(delta[2]) * anchors[2]
-        ph = np.exp(delta[3]) * anchors[3]
-        w_prev, h_prev = float(self.size[0]), float(self.size[1])
-        s_c = _change(_sz(pw, ph) / _sz(w_prev * scale_z, h_prev * scale_z))
-        r_c = _change((w_prev / h_prev) / (pw / ph))
-        penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
-        pscore = penalty * score
-        pscore = pscore * (1 - wi) + window * wi
+        # proposals far off may overflow exp(); only the chosen one is checked, below
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            # decode (float32, as pysot's _convert_bbox)
+            pw = np.exp(delta[2]) * anchors[2]
+            ph = np.exp(delta[3]) * anchors[3]
+            w_prev, h_prev = float(self.size[0]), float(self.size[1])
+            s_c = _change(_sz(pw, ph) / _sz(w_prev * scale_z, h_prev * scale_z))
+            r_c = _change((w_prev / h_prev) / (pw / ph))
+            penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
+            pscore = penalty * score
+            pscore = pscore * (1 - wi) + window * wi
         best = int(np.argmax(pscore))
 
         dx = float(delta[0, best] * anchors[2, best] + anchors[0, best]) / scale_z
@@ -251,8 +258,8 @@ class SiamRPNTracker(Tracker):
         best_score = float(score[best])
         lr = float(penalty[best]) * best_score * t.lr
         result = SearchResult(
-            cx=dx + self.center_pos[0],
-            cy=dy + self.center_pos[1],
+            cx=dx + float(self.center_pos[0]),
+            cy=dy + float(self.center_pos[1]),
             width=w_prev * (1 - lr) + bw * lr,
             height=h_prev * (1 - lr) + bh * lr,
             score=best_score,
@@ -301,6 +308,27 @@ def _sz(w: Any, h: Any) -> Any:
     return np.sqrt((w + pad) * (h + pad))
 
 
+def _inference_copy(model: SiameseRPN, cfg: Config, device: torch.device) -> SiameseRPN:
+    """A copy of ``model`` with BatchNorm folded into the convolutions, checked to give the
+    same outputs (to float rounding) on a random patch pair; the original is left as it is."""
+    net = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    zs = cfg.tracker.exemplar_size
+    xs = min(cfg.tracker.instance_size, zs + 8 * cfg.anchor.stride)  # small: a quick check
+    z = (torch.rand(1, 3, zs, zs, generator=g) * 255).to(device)
+    x = (torch.rand(1, 3, xs, xs, generator=g) * 255).to(device)
+    # no_grad, not inference_mode: the folded weights must stay ordinary parameters
+    _, before = fold_batchnorm(net, z, x)
+    with torch.no_grad():
+        after = net(z, x)
+    for a, b in zip(before, after, strict=True):
+        if not torch.isfinite(a).all():
+            return model  # a broken network stays as it is; tracking reports it
+        if float((a - b).abs().max()) > 1e-4 * (float(a.abs().max()) + 1e-6):
+            raise RuntimeError(f"{cfg.name}: BatchNorm folding changed the model's outputs")
+    return net
+
+
 def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
@@ -317,7 +345,7 @@ def build_tracker(
     name_or_cfg: str | Path | Config | dict[str, Any] | None = None,
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
-    channels_last: bool = False,
+    optimize: bool = True,
 ) -> SiamRPNTracker:
     """A tracker from a config (built-in name, YAML path, mapping or ``Config``) and weights.
 
@@ -337,4 +365,4 @@ def build_tracker(
         model = build_model(cfg)
     else:
         model, cfg = load_checkpoint(weights, cfg)
-    return SiamRPNTracker(model, cfg, device=device, channels_last=channels_last)
+    return SiamRPNTracker(model, cfg, device=device, optimize=optimize)

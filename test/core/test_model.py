@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from siam_core.config import list_configs, load_config
-from siam_core.models.model import SiameseRPN, build_model
+from siam_core.models.model import SiameseRPN, build_model, fold_batchnorm
 
 PYSOT = [
     "siamrpn_alex_dwxcorr",
@@ -86,7 +86,22 @@ def test_pysot_layout(name: str) -> None:
         assert tuple(sd[key].shape) == shape, key
 
 
-@pytest.mark.parametrize("name", [*PYSOT, "siamrpn_alex_upchannel"])
+# the _otb variants share their architecture with the VOT ones (checked in test_pysot_layout)
+SPLIT = [
+    "siamrpn_alex_dwxcorr",
+    "siamrpn_alex_upchannel",
+    "siamrpn_mobilev2_l234_dwxcorr",
+    "siamrpn_r50_l234_dwxcorr",
+    "siamrpn_r50_l234_dwxcorr_lt",
+]
+# documented feature sizes (seeds-spec §2.1-2.2): template, search maps after backbone + neck
+FEATURES = {
+    "siamrpn_alex_dwxcorr": ([(1, 256, 6, 6)], [(1, 256, 26, 26)]),
+    "siamrpn_r50_l234_dwxcorr": ([(1, 256, 7, 7)] * 3, [(1, 256, 31, 31)] * 3),
+}
+
+
+@pytest.mark.parametrize("name", SPLIT)
 def test_output_sizes_and_split(name: str) -> None:
     cfg = load_config(name)
     model = build_model(cfg).eval()
@@ -98,6 +113,10 @@ def test_output_sizes_and_split(name: str) -> None:
         kernels = model.template(z)
         cls, loc = model.track(x, kernels)
         cls2, loc2 = model(z, x)
+        if name in FEATURES:
+            zf, xf = model.features(z), model.features(x)
+            assert [tuple(f.shape) for f in zf] == FEATURES[name][0]
+            assert [tuple(f.shape) for f in xf] == FEATURES[name][1]
     s = cfg.score_size()
     assert cls.shape == (1, 2 * cfg.anchor.num, s, s)
     assert loc.shape == (1, 4 * cfg.anchor.num, s, s)
@@ -107,19 +126,6 @@ def test_output_sizes_and_split(name: str) -> None:
         assert s == (17 if "upchannel" in name else 21)
     else:
         assert s == 25
-
-
-def test_documented_feature_sizes() -> None:
-    model = build_model(load_config("siamrpn_alex_dwxcorr")).eval()
-    with torch.inference_mode():
-        assert model.features(torch.zeros(1, 3, 127, 127))[0].shape == (1, 256, 6, 6)
-        assert model.features(torch.zeros(1, 3, 287, 287))[0].shape == (1, 256, 26, 26)
-    r50 = build_model(load_config("siamrpn_r50_l234_dwxcorr")).eval()
-    with torch.inference_mode():
-        zf = r50.features(torch.zeros(1, 3, 127, 127))
-        xf = r50.features(torch.zeros(1, 3, 255, 255))
-    assert [tuple(f.shape) for f in zf] == [(1, 256, 7, 7)] * 3
-    assert [tuple(f.shape) for f in xf] == [(1, 256, 31, 31)] * 3
 
 
 @pytest.mark.slow
@@ -158,3 +164,22 @@ def test_bad_inputs_to_the_model() -> None:
         bad = load_config("siamrpn_alex_dwxcorr").to_dict()
         bad["model"]["head"] = {"type": "XCorrHead"}
         build_model(bad)
+
+
+def test_fold_batchnorm_keeps_outputs() -> None:
+    model = build_model(load_config("siamrpn_alex_dwxcorr")).eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():  # non-trivial statistics, or folding would be a no-op
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    z = torch.rand(1, 3, 127, 127, generator=g) * 255
+    x = torch.rand(1, 3, 255, 255, generator=g) * 255
+    folded, before = fold_batchnorm(model, z, x)
+    assert folded == 11  # 5 in the backbone, 3 per RPN branch
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        after = model(z, x)
+    for a, b in zip(before, after, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))

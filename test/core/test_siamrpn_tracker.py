@@ -5,16 +5,17 @@ template branch running once, and bad input failing early with clear errors."""
 from __future__ import annotations
 
 import json
-import math
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from _pysot_procedure import PysotProcedure, calibrate_on_frame, pysot_subwindow
 from _siamrpn_data import BAG, PARITY, SEQUENCES, need, read_video
 
+from siam_core.checkpoint import load_checkpoint
 from siam_core.config import load_config
-from siam_core.models.model import build_model, calibrate_untrained
+from siam_core.models.model import build_model
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker, crop_patch
 
@@ -34,107 +35,6 @@ def reference() -> dict:
 @pytest.fixture(scope="module")
 def parity_tracker() -> SiamRPNTracker:
     return build_tracker(NAME, need(PARITY) / "weights.safetensors")
-
-
-# --- a literal, unoptimised transcription of pysot's inference, written from its documented
-# --- steps (pysot-compat.md, seeds-spec §6.4): whole-frame padding canvas, template branch
-# --- re-run every frame, float64 state
-
-
-def pysot_subwindow(im, pos, model_sz, original_sz, avg_chans):
-    sz = original_sz
-    c = (original_sz + 1) / 2
-    xmin = np.floor(pos[0] - c + 0.5)
-    ymin = np.floor(pos[1] - c + 0.5)
-    xmax, ymax = xmin + sz - 1, ymin + sz - 1
-    left, top = int(max(0.0, -xmin)), int(max(0.0, -ymin))
-    right = int(max(0.0, xmax - im.shape[1] + 1))
-    bottom = int(max(0.0, ymax - im.shape[0] + 1))
-    xmin, xmax, ymin, ymax = xmin + left, xmax + left, ymin + top, ymax + top
-    r, cols, k = im.shape
-    canvas = np.zeros((r + top + bottom, cols + left + right, k), np.uint8)
-    canvas[top : top + r, left : left + cols] = im
-    canvas[:top] = avg_chans
-    canvas[r + top :] = avg_chans
-    canvas[:, :left] = avg_chans
-    canvas[:, cols + left :] = avg_chans
-    patch = canvas[int(ymin) : int(ymax + 1), int(xmin) : int(xmax + 1)]
-    if model_sz != original_sz:
-        patch = cv2.resize(patch, (model_sz, model_sz))
-    return torch.from_numpy(patch.transpose(2, 0, 1)[None].astype(np.float32))
-
-
-class PysotProcedure:
-    def __init__(self, model, cfg):
-        self.model, self.cfg = model, cfg
-        t = cfg.tracker
-        self.score_size = (t.instance_size - t.exemplar_size) // 8 + 1 + t.base_size
-        hanning = np.hanning(self.score_size)
-        self.window = np.tile(np.outer(hanning, hanning).flatten(), cfg.anchor.num)
-        rows = []
-        for r in cfg.anchor.ratios:
-            ws = int(math.sqrt(64 / r))
-            hs = int(ws * r)
-            for s in cfg.anchor.scales:
-                rows.append([0, 0, ws * s, hs * s])
-        base = np.array(rows, np.float32)
-        anchor = np.tile(base, self.score_size**2).reshape(-1, 4)
-        ori = -(self.score_size // 2) * 8
-        xx, yy = np.meshgrid(
-            [ori + 8 * d for d in range(self.score_size)],
-            [ori + 8 * d for d in range(self.score_size)],
-        )
-        anchor[:, 0] = np.tile(xx.flatten(), (cfg.anchor.num, 1)).flatten()
-        anchor[:, 1] = np.tile(yy.flatten(), (cfg.anchor.num, 1)).flatten()
-        self.anchors = anchor
-
-    def init(self, img, bbox):
-        self.center = np.array([bbox[0] + (bbox[2] - 1) / 2, bbox[1] + (bbox[3] - 1) / 2])
-        self.size = np.array([bbox[2], bbox[3]])
-        ctx = self.cfg.tracker.context_amount * np.sum(self.size)
-        s_z = round(np.sqrt((self.size[0] + ctx) * (self.size[1] + ctx)))
-        self.avg = np.mean(img, axis=(0, 1))
-        self.z = pysot_subwindow(img, self.center, 127, s_z, self.avg)
-
-    def track(self, img):
-        t = self.cfg.tracker
-        ctx = t.context_amount * np.sum(self.size)
-        s_z = np.sqrt((self.size[0] + ctx) * (self.size[1] + ctx))
-        scale_z = 127 / s_z
-        s_x = s_z * (t.instance_size / 127)
-        x = pysot_subwindow(img, self.center, t.instance_size, round(s_x), self.avg)
-        with torch.no_grad():
-            cls, loc = self.model(self.z, x)
-        score = cls.permute(1, 2, 3, 0).contiguous().view(2, -1).permute(1, 0)
-        score = torch.softmax(score, dim=1)[:, 1].numpy()
-        d = loc.permute(1, 2, 3, 0).contiguous().view(4, -1).numpy().copy()
-        a = self.anchors
-        d[0] = d[0] * a[:, 2] + a[:, 0]
-        d[1] = d[1] * a[:, 3] + a[:, 1]
-        d[2] = np.exp(d[2]) * a[:, 2]
-        d[3] = np.exp(d[3]) * a[:, 3]
-
-        def change(r):
-            return np.maximum(r, 1.0 / r)
-
-        def sz(w, h):
-            pad = (w + h) * 0.5
-            return np.sqrt((w + pad) * (h + pad))
-
-        s_c = change(sz(d[2], d[3]) / sz(self.size[0] * scale_z, self.size[1] * scale_z))
-        r_c = change((self.size[0] / self.size[1]) / (d[2] / d[3]))
-        penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
-        pscore = penalty * score * (1 - t.window_influence) + self.window * t.window_influence
-        best = np.argmax(pscore)
-        bbox = d[:, best] / scale_z
-        lr = penalty[best] * score[best] * t.lr
-        cx, cy = bbox[0] + self.center[0], bbox[1] + self.center[1]
-        width = self.size[0] * (1 - lr) + bbox[2] * lr
-        height = self.size[1] * (1 - lr) + bbox[3] * lr
-        cx, cy = max(0, min(cx, img.shape[1])), max(0, min(cy, img.shape[0]))
-        width, height = max(10, min(width, img.shape[1])), max(10, min(height, img.shape[0]))
-        self.center, self.size = np.array([cx, cy]), np.array([width, height])
-        return [cx - width / 2, cy - height / 2, width, height], float(score[best])
 
 
 def test_crop_equals_pysot_subwindow(frames: list[np.ndarray]) -> None:
@@ -172,7 +72,8 @@ def test_crop_equals_pysot_subwindow(frames: list[np.ndarray]) -> None:
 def test_every_config_follows_the_pysot_procedure(name: str) -> None:
     seq = SEQUENCES / "otb" / "Crossing"
     gt = np.loadtxt(need(seq) / "groundtruth_rect.txt", delimiter=None)
-    imgs = [cv2.imread(str(seq / "img" / f"{i:04d}.jpg")) for i in range(1, 4)]
+    frames = 2 if "r50" in name else 4  # r50 is slow on CPU: one tracked frame
+    imgs = [cv2.imread(str(seq / "img" / f"{i:04d}.jpg")) for i in range(1, frames + 1)]
     cfg = load_config(name)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
@@ -181,11 +82,9 @@ def test_every_config_follows_the_pysot_procedure(name: str) -> None:
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     box = tuple(float(v) for v in gt[0])
+    calibrate_on_frame(model, cfg, imgs[0], box)  # random weights -> outputs in a sane range
     ref = PysotProcedure(model, cfg)
     ref.init(imgs[0], box)
-    size = cfg.tracker.instance_size
-    search = pysot_subwindow(imgs[1], ref.center, size, round(size / 127 * 60), ref.avg)
-    calibrate_untrained(model, ref.z, search)  # random weights -> outputs in a sane range
     ours = SiamRPNTracker(model, cfg)
     ours.init(imgs[0], box)
     ref.init(imgs[0], box)
@@ -211,10 +110,10 @@ def test_result_fields(parity_tracker: SiamRPNTracker, frames, reference) -> Non
 
 def test_template_branch_runs_once(parity_tracker: SiamRPNTracker, frames, reference) -> None:
     calls = {"kernel": 0, "backbone": 0}
-    head = parity_tracker.model.rpn_head
+    head = parity_tracker.net.rpn_head
     hooks = [
         head.cls.conv_kernel.register_forward_hook(lambda *a: calls.__setitem__("kernel", 1)),
-        parity_tracker.model.backbone.register_forward_hook(
+        parity_tracker.net.backbone.register_forward_hook(
             lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1)
         ),
     ]
@@ -235,15 +134,15 @@ def test_trackers_coexist(frames, reference) -> None:
     a = build_tracker(NAME, weights)
     other = load_config(NAME).replace_tracker(penalty_k=0.4, window_influence=0.2)
     b = SiamRPNTracker(a.model, other)  # same network, different settings
-    c = build_tracker("siamrpn_alex_upchannel")  # a different network
-    z = torch.from_numpy(frames[0][:127, :127].transpose(2, 0, 1).astype(np.float32))[None]
-    x = torch.from_numpy(frames[0][:255, :255].transpose(2, 0, 1).astype(np.float32))[None]
-    calibrate_untrained(c.model, z, x)
+    up_cfg = load_config("siamrpn_alex_upchannel")  # a different network
+    up = build_model(up_cfg).eval()
+    calibrate_on_frame(up, up_cfg, frames[0], reference["init"])
+    c = SiamRPNTracker(up, up_cfg)
     alone_a = build_tracker(NAME, weights)
     alone_b = SiamRPNTracker(alone_a.model, other)
     for t in (a, b, c, alone_a, alone_b):
         t.init(frames[0], reference["init"])
-    for frame in frames[1:4]:
+    for frame in frames[1:3]:
         ra, rb = a.track(frame), b.track(frame)
         c.track(frame)
         assert ra.box == alone_a.track(frame).box
@@ -343,9 +242,10 @@ def test_edge_boxes_track_and_stay_valid(parity_tracker, frames, box) -> None:
 
 
 def test_non_finite_network_output_is_reported(frames, reference) -> None:
-    tracker = build_tracker(NAME, need(PARITY) / "weights.safetensors")
+    model, cfg = load_checkpoint(need(PARITY) / "weights.safetensors", load_config(NAME))
     with torch.no_grad():
-        tracker.model.rpn_head.loc.head[3].bias[:] = float("nan")
+        model.rpn_head.loc.head[3].bias[:] = float("nan")
+    tracker = SiamRPNTracker(model, cfg)
     tracker.init(frames[0], reference["init"])
     with pytest.raises(RuntimeError, match="non-finite"):
         tracker.track(frames[1])
