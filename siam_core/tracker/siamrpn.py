@@ -277,6 +277,11 @@ class SiamRPNTracker(Tracker):
         timings.update(crop=t1 - t0, backbone=t2 - t1, head=t3 - t2, post=t4 - t3)
         return result
 
+    def reset(self) -> None:
+        """Forget the target and its kernels; the next call must be ``init``."""
+        super().reset()
+        self._kernels = None
+
     def _track(self, image: np.ndarray) -> TrackResult:
         res = self.search(image)
         cx, cy, width, height = clip_box(res.cx, res.cy, res.width, res.height, image.shape)

@@ -173,6 +173,11 @@ def test_track_before_init() -> None:
         tracker.track(np.zeros((240, 320, 3), np.uint8))
     with pytest.raises(RuntimeError, match="before init"):
         tracker.search(np.zeros((240, 320, 3), np.uint8))
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    tracker.init(frame, (100, 100, 40, 40))
+    tracker.reset()
+    with pytest.raises(RuntimeError, match="before init"):
+        tracker.search(frame)
 
 
 @pytest.mark.parametrize(
