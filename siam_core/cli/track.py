@@ -1,13 +1,14 @@
 """``siam-track``: run a SiamRPN-family tracker over a video or an image folder.
 
-    siam-track SOURCE --weights FILE [--model NAME] [--init x,y,w,h] --out track.json
-               [--save-video out.mp4] [--device cpu|cuda] [--threads N] [--max-frames N]
+    siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
+               [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
 VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--init`` then
 defaults to the first ground-truth box) or any folder of numbered frames. The JSON output has
 one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--model`` may be
-left out when the weights file is one of ours (config embedded).
+left out when the weights file is one of ours (config embedded); with neither, the embedded
+default model is used (``siam_core.zoo``, shared with the ROS node).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from siam_core import zoo
 from siam_core.data.sequences import load_sequence
 from siam_core.io.frames import FrameSource
 from siam_core.tracker.base import TrackState
-from siam_core.tracker.siamrpn import build_tracker
 
 _VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 
@@ -51,11 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", type=Path, help="video file, sequence folder or frame folder")
     p.add_argument("--model", help="config name or YAML path (optional for our .safetensors)")
-    p.add_argument("--weights", type=Path, required=True, help="pysot model.pth or .safetensors")
+    p.add_argument("--weights", type=Path, help="pysot model.pth or .safetensors (default model)")
     p.add_argument("--init", type=_box, help="initial box x,y,w,h (0-based, top-left)")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--save-video", type=Path, help="write an annotated video here")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be >= 1")
     frames, count, fps, init = _open_source(args.source, args.init)
-    tracker = build_tracker(args.model, args.weights, device=args.device)
+    weights = str(args.weights) if args.weights is not None else ""
+    tracker = zoo.load_tracker(args.model or "", weights, args.device)
     total = min(count, args.max_frames) if args.max_frames else count
     writer = None
     records: list[dict] = []
@@ -162,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
     doc = {
         "source": str(args.source),
         "model": tracker.cfg.name,
-        "weights": str(args.weights),
+        "weights": weights or str(zoo.DEFAULT_WEIGHTS),
         "device": str(tracker.device),
         "init": list(init),
         "box_format": "x, y, w, h (0-based pixels, top-left corner)",

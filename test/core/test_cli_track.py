@@ -141,3 +141,17 @@ def test_module_entry_point(ours: Path, tmp_path: Path) -> None:
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(out.read_text())["frames"]) == 2
+
+
+def test_default_model_without_model_and_weights(tmp_path: Path, ours: Path, monkeypatch) -> None:
+    """Neither --model nor --weights: the embedded default model (here: a stand-in file)."""
+    from siam_core import zoo
+
+    monkeypatch.setattr(zoo, "DEFAULT_WEIGHTS", ours)
+    out = tmp_path / "t.json"
+    argv = [str(need(BAG)), "--init", "315,140,112,112", "--out", str(out), "--max-frames", "3"]
+    assert main([*argv, "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["weights"] == str(ours) and doc["model"] == NAME
+    monkeypatch.setattr(zoo, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    assert main([*argv, "--quiet"]) == 1
