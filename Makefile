@@ -14,8 +14,10 @@ demo:
 	$(PYTHON) tools/setup_env.py --demo $(if $(FORCE),--force,)
 	$(PY) -m siam_tracker_ros.demo $(DEMO_ARGS)
 
+# One PyTorch thread per process: tests run tracker nodes beside the test process on 2 cores,
+# where two threads each only fight (set OMP_NUM_THREADS to override).
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(or $(OMP_NUM_THREADS),1) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
