@@ -1,0 +1,296 @@
+"""Long-term tracking: an explicit TRACKING / LOST / RECOVERED state machine and local-to-global
+search for every RPN-family tracker (DaSiamRPN §3.4, seeds-spec §6.8).
+
+The machine is driven by the raw foreground probability of the chosen proposal (spec I8):
+
+* TRACKING or RECOVERED -> LOST when the score drops below ``enter_threshold``;
+* LOST -> RECOVERED when the score exceeds ``leave_threshold``;
+* RECOVERED -> TRACKING on the next frame whose score is at least ``enter_threshold``;
+* anything else keeps the state.
+
+While LOST the search region grows through ``lost_instance_sizes`` (one size per
+``frames_per_step`` lost frames, the last one held) with window influence
+``lost_window_influence``; the paper uses one step 255 -> 767 with thresholds 0.8 / 0.95, pysot's
+``SiamRPNLTTracker`` one step to 831 with window 0.001 and thresholds 0.8 / 0.998.
+
+Box updates follow pysot's ``SiamRPNLTTracker`` exactly (``pysot/tracker/siamrpnlt_tracker.py``):
+a frame whose score is below ``enter_threshold`` keeps the previous centre and size (the last
+confident box is held and reported, clipped to the image); any other frame updates them, also
+while LOST (a candidate that is not yet trusted enough to leave the lost state); the stored
+centre and size are the unclipped values, only the reported box is clipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from siam_core.config import Config
+from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
+from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
+from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker, clip_box
+
+# DaSiamRPN §4.1: enter failure mode below 0.8, leave it above 0.95, search 255 -> 767.
+PAPER_ENTER = 0.8
+PAPER_LEAVE = 0.95
+PAPER_LOST_SIZE = 767
+# pysot SiamRPNLTTracker hard-codes this window influence while lost.
+PYSOT_LOST_WINDOW = 0.001
+
+
+@dataclass(frozen=True)
+class LongTermConfig:
+    """What a user tunes for long-term mode; validated here, at configuration time."""
+
+    enter_threshold: float = PAPER_ENTER
+    leave_threshold: float = PAPER_LEAVE
+    lost_instance_sizes: tuple[int, ...] = (PAPER_LOST_SIZE,)
+    lost_window_influence: float = PYSOT_LOST_WINDOW
+    frames_per_step: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("enter_threshold", "leave_threshold", "lost_window_influence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"longterm.{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"longterm.{name} must lie in [0, 1], got {value}")
+        if self.enter_threshold >= self.leave_threshold:
+            raise ValueError(
+                f"longterm.enter_threshold ({self.enter_threshold}) must be below "
+                f"leave_threshold ({self.leave_threshold}), or the tracker could never leave "
+                "the lost state on a score that does not also put it back"
+            )
+        sizes = self.lost_instance_sizes
+        if not isinstance(sizes, tuple) or not sizes:
+            raise ValueError(
+                f"longterm.lost_instance_sizes must be a non-empty tuple, got {sizes!r}"
+            )
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise ValueError(f"longterm.lost_instance_sizes must be positive integers: {sizes}")
+        if any(b <= a for a, b in itertools.pairwise(sizes)):
+            raise ValueError(f"longterm.lost_instance_sizes must increase strictly, got {sizes}")
+        steps = self.frames_per_step
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"longterm.frames_per_step must be an integer >= 1, got {steps!r}")
+
+    @classmethod
+    def from_config(cls, cfg: Config, **overrides: Any) -> LongTermConfig:
+        """The long-term settings a model config carries (pysot's LT keys), else the paper's;
+        ``overrides`` replace single fields (e.g. ``leave_threshold=0.95``)."""
+        t = cfg.tracker
+        values: dict[str, Any] = {}
+        if t.confidence_low is not None:
+            values["enter_threshold"] = t.confidence_low
+        if t.confidence_high is not None:
+            values["leave_threshold"] = t.confidence_high
+        if t.lost_instance_size is not None:
+            values["lost_instance_sizes"] = (t.lost_instance_size,)
+        if t.lost_window_influence is not None:
+            values["lost_window_influence"] = t.lost_window_influence
+        values.update(cls.check_keys(overrides))
+        return cls(**values)
+
+    @classmethod
+    def check_keys(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A settings mapping (a YAML section, ROS parameters) with its keys checked and a
+        single lost size accepted for ``lost_instance_sizes``."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"longterm settings must be a mapping, got {data!r}")
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"longterm: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        values = dict(data)
+        sizes = values.get("lost_instance_sizes")
+        if isinstance(sizes, int) and not isinstance(sizes, bool):
+            values["lost_instance_sizes"] = (sizes,)
+        elif isinstance(sizes, list):
+            values["lost_instance_sizes"] = tuple(sizes)
+        return values
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LongTermConfig:
+        """From a mapping; fields it leaves out take the paper's values."""
+        return cls(**cls.check_keys(data))
+
+    def check_for(self, cfg: Config) -> None:
+        """Reject lost sizes the model cannot search at: each must exceed the short-term size
+        and lie on the stride grid, (size - exemplar) divisible by the stride, so the score
+        map stays centred on the search patch as the anchors assume (pysot: 255, 831)."""
+        t, stride = cfg.tracker, cfg.anchor.stride
+        for size in self.lost_instance_sizes:
+            if size <= t.instance_size:
+                raise ValueError(
+                    f"longterm: lost search size {size} must exceed the short-term size "
+                    f"{t.instance_size} of '{cfg.name}'"
+                )
+            if (size - t.exemplar_size) % stride:
+                below = size - (size - t.exemplar_size) % stride
+                raise ValueError(
+                    f"longterm: lost search size {size} is off the stride-{stride} grid of "
+                    f"'{cfg.name}' ((size - {t.exemplar_size}) must be a multiple of {stride}); "
+                    f"use {below} or {below + stride}"
+                )
+
+
+class LostStateMachine:
+    """The TRACKING / LOST / RECOVERED machine and the search plan it implies.
+
+    Pure logic, no images: ``update(score)`` applies one frame's score and returns the new
+    state; ``plan(short_size, short_window)`` says where the next frame is searched.
+    """
+
+    def __init__(self, config: LongTermConfig) -> None:
+        self.config = config
+        self.state = TrackState.TRACKING
+        self.lost_frames = 0
+
+    def reset(self) -> None:
+        self.state = TrackState.TRACKING
+        self.lost_frames = 0
+
+    def confident(self, score: float) -> bool:
+        """Whether a frame's score is trusted enough to move the box (pysot: >= low)."""
+        return score >= self.config.enter_threshold
+
+    def update(self, score: float) -> TrackState:
+        if not math.isfinite(score):
+            raise ValueError(f"score must be finite, got {score}")
+        c = self.config
+        if self.state is TrackState.LOST:
+            if score > c.leave_threshold:
+                self.state, self.lost_frames = TrackState.RECOVERED, 0
+            else:
+                self.lost_frames += 1
+        elif score < c.enter_threshold:
+            self.state, self.lost_frames = TrackState.LOST, 1
+        else:
+            self.state = TrackState.TRACKING
+        return self.state
+
+    def plan(self, short_size: int, short_window: float) -> tuple[int, float]:
+        """(instance size, window influence) for the next frame."""
+        if self.state is not TrackState.LOST:
+            return short_size, short_window
+        c = self.config
+        step = min((self.lost_frames - 1) // c.frames_per_step, len(c.lost_instance_sizes) - 1)
+        return c.lost_instance_sizes[step], c.lost_window_influence
+
+
+class LongTermTracker(Tracker):
+    """Wraps any RPN-family tracker (``SiamRPNTracker`` or ``DistractorAwareTracker``) with the
+    long-term state machine and local-to-global search.
+
+    With ``siamrpn_r50_l234_dwxcorr_lt`` and its config's settings this is pysot's
+    ``SiamRPNLTTracker``, frame for frame. A distractor-aware inner tracker learns its templates
+    only on confident frames outside the lost state (as DROL adds no samples while lost).
+    """
+
+    def __init__(self, tracker: SiamRPNTracker, config: LongTermConfig | None = None) -> None:
+        super().__init__()
+        if not isinstance(tracker, SiamRPNTracker):
+            raise ValueError(
+                f"LongTermTracker wraps an RPN-family tracker, got {type(tracker).__name__}"
+            )
+        self.config = config if config is not None else LongTermConfig.from_config(tracker.cfg)
+        self.config.check_for(tracker.cfg)
+        self.tracker = tracker
+        self.machine = LostStateMachine(self.config)
+        self.name = f"{tracker.name}+longterm"
+
+    @property
+    def state(self) -> TrackState:
+        return self.machine.state if self.initialized else TrackState.IDLE
+
+    def reset(self) -> None:
+        super().reset()
+        self.tracker.reset()
+        self.machine.reset()
+
+    def _init(self, image: np.ndarray, box: Box) -> None:
+        self.tracker.init(image, box)
+        self.config.check_for(self.tracker.cfg)  # a tracker may pick its size per target
+        self.machine.reset()
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        inner = self.tracker
+        t = inner.cfg.tracker
+        size, window = self.machine.plan(t.instance_size, t.window_influence)
+        res = inner.search(image, instance_size=size, window_influence=window)
+        t0 = time.perf_counter()
+        confident = self.machine.confident(res.score)
+        if confident:  # pysot LT keeps the unclipped values as its state
+            inner.center_pos = np.array([res.cx, res.cy])
+            inner.size = np.array([res.width, res.height])
+        state = self.machine.update(res.score)
+        timings = dict(res.timings)
+        if isinstance(inner, DistractorAwareTracker):
+            if confident and state is not TrackState.LOST:
+                inner.learn(image)
+                timings["learn"] = time.perf_counter() - t0
+            else:
+                inner.discard_sample()
+        cx, cy, w, h = clip_box(
+            float(inner.center_pos[0]),
+            float(inner.center_pos[1]),
+            float(inner.size[0]),
+            float(inner.size[1]),
+            image.shape,
+        )
+        box = (cx - w / 2, cy - h / 2, w, h)
+        return TrackResult(box, res.score, state, res.search_region, timings)
+
+
+def build_longterm_tracker(
+    name_or_cfg: str | Path | Config | dict[str, Any] | None = None,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    config: LongTermConfig | Mapping[str, Any] | None = None,
+    distractor: DistractorConfig | Mapping[str, Any] | None = None,
+) -> LongTermTracker:
+    """A long-term tracker for a model (named as ``build_tracker`` takes it).
+
+    ``config`` is a ``LongTermConfig``, or a mapping whose keys replace single fields of the
+    model config's long-term settings; ``distractor`` (a ``DistractorConfig`` or a mapping)
+    turns on distractor-aware inference. DaSiamRPN's official files load through
+    ``siam_core.tracker.dasiamrpn.build_dasiamrpn_tracker`` and wrap the same way.
+    """
+    base = build_tracker(name_or_cfg, weights, device=device)
+    if distractor is not None:
+        settings = (
+            distractor
+            if isinstance(distractor, DistractorConfig)
+            else DistractorConfig.from_dict(distractor)
+        )
+        base = DistractorAwareTracker(base.model, base.cfg, settings, device=device)
+    if not isinstance(config, LongTermConfig):
+        config = LongTermConfig.from_config(base.cfg, **LongTermConfig.check_keys(config or {}))
+    return LongTermTracker(base, config)
+
+
+def lost_sizes_between(cfg: Config, last: int, steps: int) -> tuple[int, ...]:
+    """``steps`` lost search sizes growing evenly from the short-term size to ``last``, each
+    snapped to the model's stride grid (e.g. 255 -> (511, 767) for two steps to 767)."""
+    t, stride = cfg.tracker, cfg.anchor.stride
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if last <= t.instance_size:
+        raise ValueError(f"the last size {last} must exceed the short-term size {t.instance_size}")
+    out: list[int] = []
+    for i in range(1, steps + 1):
+        raw = t.instance_size + (last - t.instance_size) * i / steps
+        cells = round((raw - t.exemplar_size) / stride)
+        size = t.exemplar_size + cells * stride
+        if not out or size > out[-1]:
+            out.append(size)
+    return tuple(out)
