@@ -331,6 +331,11 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT/SIGTERM shut the context down from rclpy's signal handler; the executor can
+        # then fail building its wait set. That is the shutdown itself, not an error.
+        if rclpy.ok():
+            raise
     finally:
         executor.shutdown()
         node.destroy_node()
