@@ -7,11 +7,15 @@ config embedded) is used; ``device="auto"`` picks CUDA when PyTorch sees a GPU.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker
+from siam_core.tracker.base import Tracker
+from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.siamrpn import build_tracker
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 
@@ -25,8 +29,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_tracker(model: str = "", weights: str = "", device: str = "auto") -> SiamRPNTracker:
-    """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model."""
+def load_tracker(
+    model: str = "",
+    weights: str = "",
+    device: str = "auto",
+    long_term: Mapping[str, Any] | None = None,
+) -> Tracker:
+    """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
+
+    ``long_term`` (a mapping, possibly empty) wraps it in the long-term state machine with the
+    model config's settings (or the paper's), single fields replaced by the mapping's values.
+    """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
             raise FileNotFoundError(
@@ -38,4 +51,7 @@ def load_tracker(model: str = "", weights: str = "", device: str = "auto") -> Si
         raise ValueError(f"model '{model}' named without weights: its network would be random")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
-    return build_tracker(model or None, weights, device=resolve_device(device))
+    tracker = build_tracker(model or None, weights, device=resolve_device(device))
+    if long_term is None:
+        return tracker
+    return LongTermTracker(tracker, LongTermConfig.from_config(tracker.cfg, **long_term))

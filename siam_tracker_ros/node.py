@@ -130,7 +130,14 @@ class TrackerLogic:
         self._device = resolve_device(requested)
         if requested in ("", "auto") and self._device == "cpu":
             self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
-        self._tracker = load_tracker(params["model"], params["weights"], self._device)
+        long_term = None
+        if params["long_term"]:
+            chosen = (
+                ("enter_threshold", params["lost_threshold"]),
+                ("leave_threshold", params["recover_threshold"]),
+            )
+            long_term = {key: value for key, value in chosen if value != -1.0}
+        self._tracker = load_tracker(params["model"], params["weights"], self._device, long_term)
         self._worker = TrackingWorker(
             self._tracker,
             self._convert,

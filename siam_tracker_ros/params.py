@@ -29,6 +29,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp"),
     Param("target_label", "target", "class label of detections when init gives none"),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
+    Param("lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default"),
+    Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
     Param("torch_threads", 0, "CPU threads for PyTorch; 0 keeps PyTorch's default"),
@@ -55,6 +57,9 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
     for name in ("qos_depth", "buffer_size"):
         if merged[name] < 1:
             raise ValueError(f"{name} must be >= 1, got {merged[name]}")
+    for name in ("lost_threshold", "recover_threshold"):
+        if merged[name] != -1.0 and not 0.0 <= merged[name] <= 1.0:
+            raise ValueError(f"{name} must be -1 (default) or lie in [0, 1], got {merged[name]}")
     if merged["mono16_max"] <= 0 or merged["torch_threads"] < 0:
         raise ValueError("mono16_max must be > 0 and torch_threads >= 0")
     return merged

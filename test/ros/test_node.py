@@ -334,3 +334,45 @@ def test_lifecycle_node_transitions(ros_context, start_node, clip) -> None:
         driver.executor.spin_once(timeout_sec=0.05)
     assert driver.status_for(silent) is None, "a deactivated node still tracks"
     assert transition(Transition.TRANSITION_CLEANUP)
+
+
+def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_node, clip) -> None:
+    """Thresholds above the short-term scores these weights give: the target counts as lost at
+    once, the node says so and publishes no detection while LOST, searches the wider lost-mode
+    region, and reports a detection again on the frames it calls RECOVERED."""
+    start_node(
+        "/longterm",
+        "long_term:=true",
+        "lost_threshold:=0.995",
+        "recover_threshold:=0.999",
+        "qos_reliability:=reliable",
+    )
+    driver = Driver(ros_context, "/longterm")
+    driver.wait_ready()
+    first = frame_msg(clip["frames"][0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(clip["init"], stamp=stamp).success
+    states, regions = [], []
+    for k in range(1, 5):
+        msg = frame_msg(clip["frames"][k], k)
+        status = driver.step(msg)
+        states.append(status.state)
+        regions.append(status.search_region.size_x)
+        found = driver.detections_for(msg).detections
+        assert len(found) == (0 if status.state == TrackerStatus.LOST else 1), status.state
+    assert states[0] == TrackerStatus.LOST, states
+    assert set(states) <= {TrackerStatus.LOST, TrackerStatus.RECOVERED}, states
+    # Short-term search first (287 patch), then the lost-mode size (767 patch, paper's value).
+    assert regions[1] > 2 * regions[0], regions
+    assert driver.status[-1].model == "siamrpn_alex_dwxcorr+longterm"
+
+
+def test_long_term_thresholds_are_checked_at_start(ros_env, clip) -> None:
+    script = BIN / "siam-tracker-node"
+    args = [str(script), "--ros-args", "-p", "model:=siamrpn_alex_dwxcorr"]
+    args += ["-p", f"weights:={PARITY / 'weights.safetensors'}", "-p", "long_term:=true"]
+    args += ["-p", "lost_threshold:=0.9", "-p", "recover_threshold:=0.5"]
+    done = subprocess.run(args, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "cannot start" in done.stderr and "must be below" in done.stderr, done.stderr
