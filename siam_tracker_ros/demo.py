@@ -29,6 +29,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
 from siam_core.tracker import TrackState
+from siam_core.zoo import DEFAULT_WEIGHTS
 from siam_tracker_ros.bagtypes import typestore
 from siam_tracker_ros.conversions import box_to_bbox
 from siam_tracker_ros.msg import TrackerStatus
@@ -99,6 +100,14 @@ def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 def run(args: argparse.Namespace) -> int:
     box = tuple(float(v) for v in args.box.split(","))
+    if not args.model and not args.weights and not DEFAULT_WEIGHTS.is_file():
+        print(
+            f"[demo] the embedded default model ({DEFAULT_WEIGHTS}) is not in this checkout yet: "
+            "it is trained by siam_core/configs/train/default_mobilenet.yaml (README, Training).\n"
+            "[demo] run the demo with a model you have instead, e.g.\n"
+            "    make demo DEMO_ARGS='--model siamrpn_alex_dwxcorr --weights /path/model.pth'"
+        )
+        return 2
     if not args.clip.is_file():
         print(f"demo clip {args.clip} missing: run `make demo` (its setup fetches it)")
         return 1
