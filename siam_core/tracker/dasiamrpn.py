@@ -40,6 +40,9 @@ class OfficialSettings:
     small_target_area: float = 0.004  # fraction of the frame below which it applies
 
     def __post_init__(self) -> None:
+        offset = self.centre_offset
+        if isinstance(offset, bool) or not isinstance(offset, int | float) or not abs(offset) <= 1:
+            raise ValueError(f"centre_offset must be a number in [-1, 1], got {offset!r}")
         size = self.small_target_instance_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"small_target_instance_size must be a positive integer, got {size!r}")

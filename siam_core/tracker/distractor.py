@@ -11,8 +11,12 @@ Per frame:
    cost does not grow with the number of distractors;
 4. the other proposals scoring above ``distractor_threshold`` (after NMS, not overlapping the
    chosen one) are this frame's distractors;
-5. ``learn``: template kernels of the chosen target and of the distractors (127 crops with the
-   target's context size) enter running weighted averages (Eq. 4) with rate ``eta``.
+5. ``learn``: the template kernels of the chosen target and of the distractors enter running
+   weighted averages (Eq. 4) with rate ``eta``. Their embeddings phi(z_t), phi(d_i) are by
+   default (``template_source="search"``) the template-sized windows of the search features
+   under each proposal's anchor cell, so learning needs no extra backbone pass (exact for
+   unpadded backbones such as AlexNet, close for padded ones); ``"crop"`` runs the template
+   branch on 127 crops at the target's updated box and at the distractors instead.
 
 Similarity ``f`` is the foreground-minus-background logit of the classification branch. For
 the up-channel head (SiamRPN / DaSiamRPN) the logits are linear in the kernels, so the averaged
@@ -22,7 +26,9 @@ similarity to the *mean distractor kernel*; it is still one extra correlation. O
 classification kernels are learned; regression keeps the first frame's (spec I7).
 
 The paper gives alpha_hat = 0.5, alpha_i = 1 and eta = 0.01 and leaves the NMS threshold, the
-distractor threshold h and k of the top-k unstated; those defaults are ours. With one alpha_i
+distractor threshold h and k of the top-k unstated; those defaults are ours (NMS IoU 0.3 was
+compared with 0 on vot/basketball, a tuning sequence, with a stand-in network: started from 6
+frames, 0.3 lost the player from 3 of them, 0 from all 6, as did plain SiamRPN). With one alpha_i
 for every distractor, as the paper sets it, alpha_i cancels out of Eq. 2-4 (the distractor term
 is their plain mean), so it is not a parameter. Eq. 4's beta_t = sum_{i<t} (eta / (1 - eta))^i,
 as printed, gives a near-uniform average over all past frames; ``weighting="ema"`` (default,
@@ -57,6 +63,7 @@ from siam_core.tracker.base import Box, TrackResult, TrackState
 from siam_core.tracker.siamrpn import SearchResult, SiamRPNTracker, clip_box, crop_patch
 
 WEIGHTINGS = ("ema", "printed")
+TEMPLATE_SOURCES = ("search", "crop")
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,9 @@ class DistractorConfig:
     distractor_threshold: float = 0.5  # h; not in the paper: the net calls it foreground
     top_k: int = 5  # |P|; not in the paper
     nms_iou: float = 0.3  # not in the paper
-    max_distractors: int = 4  # ours: bounds the template crops learned per frame
+    max_distractors: int = 4  # ours: bounds the templates learned per frame
     weighting: str = "ema"
+    template_source: str = "search"
 
     def __post_init__(self) -> None:
         _number("alpha_hat", self.alpha_hat, 0.0, math.inf)
@@ -83,6 +91,11 @@ class DistractorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"distractor.{name} must be an integer >= {low}, got {value!r}")
+        if self.template_source not in TEMPLATE_SOURCES:
+            raise ValueError(
+                f"distractor.template_source must be one of {TEMPLATE_SOURCES}: "
+                f"{self.template_source!r}"
+            )
         if self.weighting not in WEIGHTINGS:
             raise ValueError(
                 f"distractor.weighting must be one of {WEIGHTINGS}, got {self.weighting!r}"
@@ -122,6 +135,11 @@ class HeadOps:
     def cls_part(self, kernels: Kernels) -> Kernels:
         raise NotImplementedError
 
+    def template_sizes(self, head: torch.nn.Module, kernels: Kernels) -> list[int]:
+        """Side of the template feature map per level: the kernel's plus what the head's
+        unpadded template conv removed."""
+        raise NotImplementedError
+
     def cls_templates(self, head: torch.nn.Module, zfs: Sequence[torch.Tensor]) -> list[Kernels]:
         raise NotImplementedError
 
@@ -140,6 +158,9 @@ class UpChannelOps(HeadOps):
 
     def cls_part(self, kernels: Kernels) -> Kernels:
         return [kernels[0]]
+
+    def template_sizes(self, head, kernels):
+        return [kernels[0].shape[-1] + head.template_cls_conv.kernel_size[0] - 1]
 
     def cls_templates(self, head: torch.nn.Module, zfs: Sequence[torch.Tensor]) -> list[Kernels]:
         z = zfs[0]
@@ -170,6 +191,9 @@ class DepthwiseOps(HeadOps):
     def cls_part(self, kernels: Kernels) -> Kernels:
         return [kernels[0]]
 
+    def template_sizes(self, head, kernels):
+        return [kernels[0].shape[-1] + head.cls.conv_kernel[0].kernel_size[0] - 1]
+
     def cls_templates(self, head, zfs):
         k = head.cls.kernel(zfs[0])
         return [[k[b : b + 1]] for b in range(k.shape[0])]
@@ -190,6 +214,12 @@ class MultiOps(HeadOps):
     @staticmethod
     def _level(head: torch.nn.Module, i: int) -> torch.nn.Module:
         return getattr(head, f"rpn{i + 2}")  # pysot numbers the levels from 2
+
+    def template_sizes(self, head, kernels):
+        return [
+            k.shape[-1] + self._level(head, i).cls.conv_kernel[0].kernel_size[0] - 1
+            for i, k in enumerate(kernels[0::2])
+        ]
 
     def cls_templates(self, head, zfs):
         ks = [self._level(head, i).cls.kernel(z) for i, z in enumerate(zfs)]
@@ -219,15 +249,9 @@ _OPS: dict[type, HeadOps] = {
 
 
 def head_ops(head: torch.nn.Module) -> HeadOps:
-    """The ``HeadOps`` of a head: the built-in RPN heads, or a head that offers its own
-    through a ``distractor_ops()`` method."""
+    """The ``HeadOps`` of one of the RPN heads; other heads raise ``ValueError``."""
     for kind, ops in _OPS.items():
         if isinstance(head, kind):
-            return ops
-    own = getattr(head, "distractor_ops", None)
-    if callable(own):
-        ops = own()
-        if isinstance(ops, HeadOps):
             return ops
     raise ValueError(
         f"distractor-aware inference supports the RPN heads {[k.__name__ for k in _OPS]}, "
@@ -289,6 +313,7 @@ class Proposals:
     scale_z: float
     search_region: Box
     timings: dict[str, float]
+    features: list[torch.Tensor]  # the search patch's feature maps, one per level
 
 
 class DistractorAwareTracker(SiamRPNTracker):
@@ -315,7 +340,8 @@ class DistractorAwareTracker(SiamRPNTracker):
         self._distractor_weight = 0.0
         self._beta = 1.0
         self._qpow = 1.0
-        self._pending: list[tuple[float, float]] | None = None
+        self._pending: list[tuple[float, float]] | None = None  # crop centres
+        self._pending_windows: list[torch.Tensor] | None = None  # template maps, per level
         self.last_distractors: list[Box] = []
 
     # -- state ------------------------------------------------------------------------------
@@ -333,7 +359,8 @@ class DistractorAwareTracker(SiamRPNTracker):
 
     def reset(self) -> None:
         super().reset()
-        self._target, self._distractors, self._pending = [], None, None
+        self._target, self._distractors = [], None
+        self._pending, self._pending_windows = None, None
 
     @property
     def has_distractors(self) -> bool:
@@ -342,7 +369,7 @@ class DistractorAwareTracker(SiamRPNTracker):
 
     def discard_sample(self) -> None:
         """Forget the last search's target and distractors without learning from them."""
-        self._pending = None
+        self._pending, self._pending_windows = None, None
 
     # -- search -----------------------------------------------------------------------------
 
@@ -406,7 +433,7 @@ class DistractorAwareTracker(SiamRPNTracker):
             pscore = penalty * score * (1 - wi) + window * wi
         timings = {"crop": t1 - t0, "backbone": t2 - t1, "head": t3 - t2}
         return Proposals(
-            boxes, score, penalty, pscore, da_score, window, wi, scale_z, region, timings
+            boxes, score, penalty, pscore, da_score, window, wi, scale_z, region, timings, feats
         )
 
     def search(
@@ -440,6 +467,9 @@ class DistractorAwareTracker(SiamRPNTracker):
             (cx0 + float(props.boxes[i, 0]) / scale_z, cy0 + float(props.boxes[i, 1]) / scale_z)
             for i in distractors
         ]
+        self._pending_windows = None
+        if d.template_source == "search":
+            self._pending_windows = self._windows(props, [best, *distractors])
         self.last_distractors = [
             (
                 cx0 + float(props.boxes[i, 0] - props.boxes[i, 2] / 2) / scale_z,
@@ -472,10 +502,30 @@ class DistractorAwareTracker(SiamRPNTracker):
 
     # -- learning ---------------------------------------------------------------------------
 
+    def _windows(self, props: Proposals, indices: list[int]) -> list[torch.Tensor]:
+        """Template-sized windows of the search features under the given proposals' anchor
+        cells: the embedding of what each proposal covers, without another backbone pass
+        (exact for unpadded backbones such as AlexNet, close for padded ones)."""
+        assert self._kernels is not None
+        side = math.isqrt(len(props.score) // self.cfg.anchor.num)
+        cells = [divmod(i % (side * side), side) for i in indices]
+        sizes = self._ops.template_sizes(self.net.rpn_head, self._kernels)
+        return [
+            torch.stack([f[0, :, y : y + n, x : x + n] for y, x in cells])
+            for f, n in zip(props.features, sizes, strict=True)
+        ]
+
     def learn(self, image: np.ndarray) -> None:
-        """Add the current target (at its updated box) and the last search's distractors to
-        the running templates (paper Eq. 4). Without a pending search it does nothing."""
+        """Add the current target and the last search's distractors to the running templates
+        (paper Eq. 4): their windows of the search features, or (``template_source="crop"``)
+        127 crops at the target's updated box and at the distractors with the target's context
+        size. Without a pending search it does nothing."""
         if self._pending is None:
+            return
+        if self._pending_windows is not None:
+            windows, self._pending, self._pending_windows = self._pending_windows, None, None
+            with torch.inference_mode():
+                self._update(self._ops.cls_templates(self.net.rpn_head, windows))
             return
         t = self.cfg.tracker
         s_z = max(1, round(self._context_side()))

@@ -363,6 +363,10 @@ def test_big_searches_wider_for_small_targets(bag) -> None:
     assert vot.cfg.tracker.instance_size == 271  # only SiamRPNBIG is adaptive
     with pytest.raises(ValueError, match="small_target_area"):
         OfficialSettings(small_target_area=2.0)
+    with pytest.raises(ValueError, match="centre_offset"):
+        OfficialSettings(centre_offset=float("nan"))
+    with pytest.raises(ValueError, match="small_target_instance_size"):
+        OfficialSettings(small_target_instance_size=0)
 
 
 def test_distractor_aware_and_long_term_on_official_weights(tmp_path, bag, vot_state) -> None:

@@ -23,6 +23,7 @@ from siam_core.models.model import build_model, calibrate_untrained
 from siam_core.tracker.distractor import (
     DistractorAwareTracker,
     DistractorConfig,
+    Proposals,
     head_ops,
     nms,
 )
@@ -143,11 +144,13 @@ def test_same_choice_as_siamrpn_until_a_distractor_is_learned(bag) -> None:
 
 
 def test_learning_is_an_ema_of_template_kernels(bag) -> None:
-    """After one frame: target kernels = (1 - eta) first + eta * kernels of a 127 crop at the
-    new box; distractor kernels = mean of the crops at the mined distractors."""
+    """After one frame (``template_source="crop"``): target kernels = (1 - eta) first + eta *
+    kernels of a 127 crop at the new box; distractor kernels = mean of the crops at the mined
+    distractors."""
     plain = build_tracker("siamrpn_alex_dwxcorr", need(PARITY) / "weights.safetensors")
     eta = 0.1
-    da = DistractorAwareTracker(plain.model, plain.cfg, DistractorConfig(eta=eta))
+    config = DistractorConfig(eta=eta, template_source="crop")
+    da = DistractorAwareTracker(plain.model, plain.cfg, config)
     frame0, frame1 = bag.read(0), bag.read(1)
     da.init(frame0, tuple(bag.gt[0]))
     first = [k.clone() for k in da._target]
@@ -170,6 +173,36 @@ def test_learning_is_an_ema_of_template_kernels(bag) -> None:
     mean = sum(ks[1:]) / len(ks[1:])
     assert da.has_distractors
     torch.testing.assert_close(da._distractors[0], mean, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["siamrpn_alex_upchannel", "siamrpn_alex_dwxcorr"])
+def test_search_windows_are_the_embedding_of_the_covered_crop(name: str, bag) -> None:
+    """``template_source="search"``: the window under anchor cell (y, x) is exactly the
+    template features of the 127 sub-patch of the search patch at offset 8 * (y, x) (AlexNet
+    has no padding), so it embeds what that proposal covers without another backbone pass."""
+    cfg = load_config(name)
+    torch.manual_seed(2)
+    net = build_model(cfg).eval()
+    da = DistractorAwareTracker(net, cfg)
+    da.init(bag.read(0), tuple(bag.gt[0]))
+    inst = cfg.tracker.instance_size
+    side = cfg.score_size()
+    x = _patches(bag, inst, 1)
+    with torch.no_grad():
+        feats = da.net.features(x)
+    k = cfg.anchor.num
+    props = Proposals(
+        *([np.zeros(k * side * side)] * 3), None, None, 0.0, 0.0, 1.0, (0, 0, 1, 1), {}, feats
+    )
+    cells = [(0, 0), (3, 11), (side - 1, side - 1)]
+    indices = [a * side * side + y * side + xx for a, (y, xx) in zip((0, 4, 2), cells, strict=True)]
+    windows = da._windows(props, indices)
+    with torch.no_grad():
+        for j, (y, xx) in enumerate(cells):
+            sub = x[:, :, 8 * y : 8 * y + 127, 8 * xx : 8 * xx + 127]
+            torch.testing.assert_close(
+                windows[0][j : j + 1], da.net.features(sub)[0], rtol=1e-4, atol=1e-3
+            )
 
 
 def test_printed_weighting_follows_eq4() -> None:
@@ -205,23 +238,30 @@ def test_runs_on_every_head_and_multi_level(model, bag) -> None:
 def test_distractor_aware_keeps_the_target_where_siamrpn_switches() -> None:
     """vot/basketball from its first frame, the double network (same weights for both): plain
     SiamRPN jumps to another player in a green jersey at frame ~650 and stays there;
-    distractor-aware inference, which mined that player as a distractor, keeps the target."""
+    distractor-aware inference (paper settings) has mined that player as a distractor and
+    keeps the target."""
     seq = sequence("vot/basketball")
     end = 700
     model, cfg = cosine_double(seq.gt[0])
-    runs = {}
-    for name, tracker in (
-        ("plain", SiamRPNTracker(model, cfg)),
-        ("da", DistractorAwareTracker(model, cfg, DistractorConfig())),
-    ):
+    plain = SiamRPNTracker(model, cfg)
+    da = DistractorAwareTracker(model, cfg, DistractorConfig())
+    for tracker in (plain, da):
         tracker.init(seq.read(0), tuple(seq.gt[0]))
-        runs[name] = np.array(
-            [iou(tracker.track(seq.read(i)).box, seq.gt[i]) for i in range(1, end)]
-        )
+    runs: dict[str, list[float]] = {"plain": [], "da": []}
+    mined = []
+    for i in range(1, end):
+        frame = seq.read(i)
+        wrong = plain.track(frame).box
+        runs["plain"].append(iou(wrong, seq.gt[i]))
+        runs["da"].append(iou(da.track(frame).box, seq.gt[i]))
+        if i > 655:  # plain SiamRPN is on the other player: is that one a mined distractor?
+            mined.append(max((iou(wrong, d) for d in da.last_distractors), default=0.0))
+    plain_iou, da_iou = np.array(runs["plain"]), np.array(runs["da"])
     late = slice(660, end - 1)  # frames 661..699
-    assert np.mean(runs["plain"][late] < 0.1) > 0.9  # switched and did not come back
-    assert np.mean(runs["da"][late] > 0.3) > 0.9
-    assert (runs["da"] < 0.1).sum() <= 2
+    assert np.mean(plain_iou[late] < 0.1) > 0.9  # switched and did not come back
+    assert np.mean(da_iou[late] > 0.3) > 0.9
+    assert (da_iou < 0.1).sum() <= 2
+    assert np.mean(np.array(mined) > 0.3) > 0.5
 
 
 @pytest.mark.skipif(
@@ -257,6 +297,7 @@ def test_default_model_distractor_aware_vs_plain(name: str) -> None:
         ({"top_k": 2.5}, "top_k must be an integer"),
         ({"max_distractors": -1}, "max_distractors"),
         ({"weighting": "uniform"}, "weighting must be one of"),
+        ({"template_source": "image"}, "template_source must be one of"),
         ({"eta": True}, "eta must be a finite number"),
     ],
 )

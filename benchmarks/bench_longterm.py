@@ -1,0 +1,197 @@
+"""Extra cost of the distractor-aware module and of long-term (lost-mode) search, per frame.
+
+For each model, on the same real clip:
+
+* short-term: ``SiamRPNTracker`` and ``DistractorAwareTracker`` (paper settings) with the same
+  network follow the clip, timed alternately frame by frame so both see the same machine load;
+  the distractor module's own stages (re-ranking, template learning) and the mean number of
+  distractors learned per frame are printed;
+* lost mode: ``LongTermTracker`` held in the LOST state, searching at each lost size in turn on
+  every frame (sizes interleaved, so all see the same load), next to the short-term size.
+
+Networks without shipped weights use seeded random weights rescaled to a trained model's output
+range (speed does not depend on the values); the distractor count depends on the weights, so
+the short-term cost is given per distractor as well.
+
+    .venv/bin/python benchmarks/bench_longterm.py [--models alex upchannel mobilev2]
+        [--frames 60] [--sizes 383 511 767 831] [--threads 2] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from siam_core.checkpoint import load_checkpoint
+from siam_core.config import load_config
+from siam_core.models.model import build_model, calibrate_untrained
+from siam_core.tracker.base import TrackState
+from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
+from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.siamrpn import SiamRPNTracker, crop_patch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+PARITY_WEIGHTS = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
+BAG_INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md
+MODELS = {
+    "alex": "siamrpn_alex_dwxcorr",
+    "upchannel": "dasiamrpn_otb",
+    "mobilev2": "siamrpn_mobilev2_l234_dwxcorr",
+    "r50": "siamrpn_r50_l234_dwxcorr",
+    "r50lt": "siamrpn_r50_l234_dwxcorr_lt",
+}
+
+
+def read_frames(path: Path, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < count:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if len(frames) < count:
+        raise SystemExit(f"{path} has only {len(frames)} frames, {count} asked for")
+    return frames
+
+
+def _patch(frame: np.ndarray, size: int, side: int) -> torch.Tensor:
+    x, y, w, h = BAG_INIT
+    avg = tuple(float(v) for v in frame.mean(axis=(0, 1)).astype(int))
+    patch, _ = crop_patch(frame, (x + (w - 1) / 2, y + (h - 1) / 2), size, side, avg)
+    return torch.from_numpy(patch).permute(2, 0, 1)[None].float()
+
+
+def make_model(key: str, first: np.ndarray):
+    """The network: pysot's seeded parity weights for alex, calibrated random otherwise."""
+    cfg = load_config(MODELS[key])
+    if key == "alex" and PARITY_WEIGHTS.is_file():
+        model, cfg = load_checkpoint(PARITY_WEIGHTS, cfg)
+        return model, cfg, "pysot parity weights"
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    s_z = round(math.sqrt(2 * BAG_INIT[2] * 2 * BAG_INIT[3]))
+    inst = cfg.tracker.instance_size
+    with torch.no_grad():
+        calibrate_untrained(model, _patch(first, 127, s_z), _patch(first, inst, s_z * inst // 127))
+    return model, cfg, "random (seed 0, calibrated)"
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def bench_short(model, cfg, frames, device: str) -> dict:
+    plain = SiamRPNTracker(model, cfg, device=device)
+    da = DistractorAwareTracker(model, cfg, DistractorConfig(), device=device)
+    for t in (plain, da):
+        t.init(frames[0], BAG_INIT)
+    times: dict[str, list[float]] = {"plain": [], "da": [], "learn": [], "post": []}
+    counts = []
+    for frame in frames[1:]:
+        _, dt = _timed(lambda f=frame: plain.track(f))
+        times["plain"].append(dt)
+        result, dt = _timed(lambda f=frame: da.track(f))
+        times["da"].append(dt)
+        times["learn"].append(result.timings["learn"])
+        times["post"].append(result.timings["post"])
+        counts.append(len(da.last_distractors))
+    med = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    med["distractors"] = float(np.mean(counts))
+    return med
+
+
+def bench_lost(model, cfg, frames, sizes: list[int], device: str) -> dict[int, float]:
+    """Median ms per LOST-state frame at each search size (the short-term size included)."""
+    usable = [s for s in sizes if s > cfg.tracker.instance_size]
+    trackers = {
+        cfg.tracker.instance_size: LongTermTracker(SiamRPNTracker(model, cfg, device=device))
+    }
+    for size in usable:
+        lt_cfg = LongTermConfig(lost_instance_sizes=(size,))
+        trackers[size] = LongTermTracker(SiamRPNTracker(model, cfg, device=device), lt_cfg)
+    for t in trackers.values():
+        t.init(frames[0], BAG_INIT)
+    times: dict[int, list[float]] = {s: [] for s in trackers}
+    short = cfg.tracker.instance_size
+    for frame in frames[1:]:
+        for size, t in trackers.items():
+            state = t.tracker.center_pos.copy(), t.tracker.size.copy()
+            if size != short:  # hold it in the lost state, searching at ``size``
+                t.machine.state, t.machine.lost_frames = TrackState.LOST, 1
+            else:  # short-term: as long as it is not lost
+                t.machine.state, t.machine.lost_frames = TrackState.TRACKING, 0
+            _, dt = _timed(lambda f=frame, tr=t: tr.track(f))
+            times[size].append(dt)
+            t.tracker.center_pos, t.tracker.size = state  # same search centre every frame
+    return {s: 1000 * statistics.median(v) for s, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--models", nargs="+", default=["alex", "upchannel", "mobilev2"], choices=sorted(MODELS)
+    )
+    p.add_argument("--frames", type=int, default=61, help="frames per model (first is init)")
+    p.add_argument("--sizes", nargs="+", type=int, default=[383, 511, 767, 831])
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--video", type=Path, default=DATA / "bag.avi")
+    args = p.parse_args(argv)
+    if not args.video.is_file():
+        raise SystemExit(f"clip not found: {args.video}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda asked for, but PyTorch sees no CUDA device")
+    torch.set_num_threads(args.threads)
+    frames = read_frames(args.video, args.frames)
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(f"device: {args.device} ({where}), torch {torch.__version__}")
+    load = os.getloadavg()[0]
+    print(f"clip: {args.video.name}, {len(frames) - 1} timed frames; load avg {load:.2f}")
+    print("\nshort-term, ms per track() (median)")
+    head = (
+        f"{'model':30} {'plain':>7} {'+distr.':>8} {'ratio':>6} {'re-rank':>8} {'learn':>6} "
+        f"{'distr./frame':>12}"
+    )
+    print(head + "\n" + "-" * len(head))
+    lost_rows = []
+    for key in args.models:
+        model, cfg, weights = make_model(key, frames[0])
+        s = bench_short(model, cfg, frames, args.device)
+        print(
+            f"{cfg.name:30} {s['plain']:7.1f} {s['da']:8.1f} {s['da'] / s['plain']:5.2f}x "
+            f"{s['post']:8.2f} {s['learn']:6.1f} {s['distractors']:12.2f}   ({weights})"
+        )
+        lost_rows.append((cfg, bench_lost(model, cfg, frames, args.sizes, args.device)))
+    print("\nlost mode, ms per frame (median) at each search size; ratio to the short-term size")
+    for cfg, row in lost_rows:
+        short = row[cfg.tracker.instance_size]
+        cells = "  ".join(
+            f"{size}: {ms:7.1f} ({ms / short:4.1f}x)" for size, ms in sorted(row.items())
+        )
+        print(f"{cfg.name:30} {cells}")
+    print(f"\nload avg after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
