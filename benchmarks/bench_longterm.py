@@ -2,16 +2,17 @@
 
 For each model, on the same real clip:
 
-* short-term: ``SiamRPNTracker`` and ``DistractorAwareTracker`` (paper settings) with the same
-  network follow the clip, timed alternately frame by frame so both see the same machine load;
-  the distractor module's own stages (re-ranking, template learning) and the mean number of
+* short-term: ``SiamRPNTracker`` and ``DistractorAwareTracker`` (paper settings; template
+  embeddings from the search features, the default, and from 127 crops) with the same network
+  follow the clip, timed alternately frame by frame so all see the same machine load; the
+  distractor module's own stages (re-ranking, template learning) and the mean number of
   distractors learned per frame are printed;
 * lost mode: ``LongTermTracker`` held in the LOST state, searching at each lost size in turn on
   every frame (sizes interleaved, so all see the same load), next to the short-term size.
 
 Networks without shipped weights use seeded random weights rescaled to a trained model's output
-range (speed does not depend on the values); the distractor count depends on the weights, so
-the short-term cost is given per distractor as well.
+range (speed does not depend on the values). How many distractors are learned per frame
+depends on the weights (random ones find the maximum, 4, on every frame: the worst case).
 
     .venv/bin/python benchmarks/bench_longterm.py [--models alex upchannel mobilev2]
         [--frames 60] [--sizes 383 511 767 831] [--threads 2] [--device cpu|cuda]
@@ -96,21 +97,31 @@ def _timed(fn):
 
 
 def bench_short(model, cfg, frames, device: str) -> dict:
-    plain = SiamRPNTracker(model, cfg, device=device)
-    da = DistractorAwareTracker(model, cfg, DistractorConfig(), device=device)
-    for t in (plain, da):
+    """Plain SiamRPN and the distractor module with template embeddings from the search
+    features (default) and from 127 crops, timed alternately on every frame."""
+    trackers = {
+        "plain": SiamRPNTracker(model, cfg, device=device),
+        "search": DistractorAwareTracker(model, cfg, DistractorConfig(), device=device),
+        "crop": DistractorAwareTracker(
+            model, cfg, DistractorConfig(template_source="crop"), device=device
+        ),
+    }
+    for t in trackers.values():
         t.init(frames[0], BAG_INIT)
-    times: dict[str, list[float]] = {"plain": [], "da": [], "learn": [], "post": []}
+    times: dict[str, list[float]] = {k: [] for k in trackers}
+    stages: dict[str, list[float]] = {"post": [], "learn": [], "learn_crop": []}
     counts = []
     for frame in frames[1:]:
-        _, dt = _timed(lambda f=frame: plain.track(f))
-        times["plain"].append(dt)
-        result, dt = _timed(lambda f=frame: da.track(f))
-        times["da"].append(dt)
-        times["learn"].append(result.timings["learn"])
-        times["post"].append(result.timings["post"])
-        counts.append(len(da.last_distractors))
-    med = {k: 1000 * statistics.median(v) for k, v in times.items()}
+        for name, tracker in trackers.items():
+            result, dt = _timed(lambda f=frame, t=tracker: t.track(f))
+            times[name].append(dt)
+            if name == "search":
+                stages["post"].append(result.timings["post"])
+                stages["learn"].append(result.timings["learn"])
+                counts.append(len(tracker.last_distractors))
+            elif name == "crop":
+                stages["learn_crop"].append(result.timings["learn"])
+    med = {k: 1000 * statistics.median(v) for k, v in {**times, **stages}.items()}
     med["distractors"] = float(np.mean(counts))
     return med
 
@@ -170,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nshort-term, ms per track() (median)")
     head = (
         f"{'model':30} {'plain':>7} {'+distr.':>8} {'ratio':>6} {'re-rank':>8} {'learn':>6} "
-        f"{'distr./frame':>12}"
+        f"{'+d.crop':>8} {'ratio':>6} {'learn':>6} {'distr./frame':>12}"
     )
     print(head + "\n" + "-" * len(head))
     lost_rows = []
@@ -178,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         model, cfg, weights = make_model(key, frames[0])
         s = bench_short(model, cfg, frames, args.device)
         print(
-            f"{cfg.name:30} {s['plain']:7.1f} {s['da']:8.1f} {s['da'] / s['plain']:5.2f}x "
-            f"{s['post']:8.2f} {s['learn']:6.1f} {s['distractors']:12.2f}   ({weights})"
+            f"{cfg.name:30} {s['plain']:7.1f} {s['search']:8.1f} {s['search'] / s['plain']:5.2f}x "
+            f"{s['post']:8.2f} {s['learn']:6.1f} {s['crop']:8.1f} {s['crop'] / s['plain']:5.2f}x "
+            f"{s['learn_crop']:6.1f} {s['distractors']:12.2f}   ({weights})"
         )
         lost_rows.append((cfg, bench_lost(model, cfg, frames, args.sizes, args.device)))
     print("\nlost mode, ms per frame (median) at each search size; ratio to the short-term size")
