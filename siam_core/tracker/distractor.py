@@ -380,35 +380,15 @@ class DistractorAwareTracker(SiamRPNTracker):
         window_influence: float | None = None,
     ) -> Proposals:
         """Score every proposal of one search around the current target; no state changes."""
-        if self._kernels is None:
-            raise RuntimeError(f"{self.name}: search() called before init()")
-        t = self.cfg.tracker
-        inst = t.instance_size if instance_size is None else int(instance_size)
-        if inst < t.exemplar_size:
-            raise ValueError(f"instance_size {inst} is smaller than the exemplar {t.exemplar_size}")
-        wi = t.window_influence if window_influence is None else float(window_influence)
-        t0 = time.perf_counter()
-        s_z = self._context_side()
-        scale_z = t.exemplar_size / s_z
-        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
-        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        sp = self._search_patch(image, instance_size, window_influence)
+        t, inst, wi, scale_z, feats = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.features
         sets = [self._target] if self._distractors is None else [self._target, self._distractors]
         with torch.inference_mode():
-            x = self._to_tensor(patch)
-            self._sync()
-            t1 = time.perf_counter()
-            feats = self.net.features(x)
-            self._sync()
             t2 = time.perf_counter()
             cls, loc = self._ops.scores(self.net.rpn_head, self._kernels, sets, feats)
             self._sync()
             t3 = time.perf_counter()
-            expected = self.cfg.score_size(inst)
-            if cls.shape[-1] != expected or cls.shape[-2] != expected:
-                raise RuntimeError(
-                    f"{self.name}: head output is {tuple(cls.shape[-2:])} for search size "
-                    f"{inst}, the config expects {expected}x{expected} (check base_size)"
-                )
+            expected = self._score_size_of(cls, inst)
             logits = cls.reshape(len(sets), 2, -1)
             score = torch.softmax(logits[0], dim=0)[1].cpu().numpy()
             da_score = None
@@ -431,9 +411,9 @@ class DistractorAwareTracker(SiamRPNTracker):
             r_c = _change((w_prev / h_prev) / (pw / ph))
             penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
             pscore = penalty * score * (1 - wi) + window * wi
-        timings = {"crop": t1 - t0, "backbone": t2 - t1, "head": t3 - t2}
+        timings = {**sp.timings, "head": t3 - t2}
         return Proposals(
-            boxes, score, penalty, pscore, da_score, window, wi, scale_z, region, timings, feats
+            boxes, score, penalty, pscore, da_score, window, wi, scale_z, sp.region, timings, feats
         )
 
     def search(

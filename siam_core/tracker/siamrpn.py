@@ -64,6 +64,19 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SearchPatch:
+    """One search before its head: size, window influence, ``scale_z`` (model px per image
+    px), the image region searched, the backbone features and the crop/backbone timings."""
+
+    size: int
+    window: float
+    scale_z: float
+    region: Box
+    features: Any
+    timings: dict[str, float]
+
+
 def crop_patch(
     image: np.ndarray,
     centre: tuple[float, float],
@@ -194,6 +207,44 @@ class SiamRPNTracker(Tracker):
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
 
+    def _search_patch(
+        self,
+        image: np.ndarray,
+        instance_size: int | None = None,
+        window_influence: float | None = None,
+    ) -> SearchPatch:
+        """Settings, crop and backbone features of one search: the part every RPN-family
+        search shares before its head (``instance_size``/``window_influence``: config's)."""
+        if self._kernels is None:
+            raise RuntimeError(f"{self.name}: search() called before init()")
+        t = self.cfg.tracker
+        inst = t.instance_size if instance_size is None else int(instance_size)
+        if inst < t.exemplar_size:
+            raise ValueError(f"instance_size {inst} is smaller than the exemplar {t.exemplar_size}")
+        wi = t.window_influence if window_influence is None else float(window_influence)
+        t0 = time.perf_counter()
+        s_z = self._context_side()
+        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
+        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        with torch.inference_mode():
+            x = self._to_tensor(patch)
+            self._sync()
+            t1 = time.perf_counter()
+            feats = self.net.features(x)
+            self._sync()
+        timings = {"crop": t1 - t0, "backbone": time.perf_counter() - t1}
+        return SearchPatch(inst, wi, t.exemplar_size / s_z, region, feats, timings)
+
+    def _score_size_of(self, cls: torch.Tensor, instance_size: int) -> int:
+        """The head's output size, checked against what the config expects for this search."""
+        expected = self.cfg.score_size(instance_size)
+        if cls.shape[-1] != expected or cls.shape[-2] != expected:
+            raise RuntimeError(
+                f"{self.name}: head output is {tuple(cls.shape[-2:])} for search size "
+                f"{instance_size}, the config expects {expected}x{expected} (check base_size)"
+            )
+        return expected
+
     def search(
         self,
         image: np.ndarray,
@@ -205,36 +256,14 @@ class SiamRPNTracker(Tracker):
         ``instance_size`` and ``window_influence`` default to the config's; a long-term
         tracker passes its lost-mode values.
         """
-        if self._kernels is None:
-            raise RuntimeError(f"{self.name}: search() called before init()")
-        t = self.cfg.tracker
-        inst = t.instance_size if instance_size is None else int(instance_size)
-        if inst < t.exemplar_size:
-            raise ValueError(f"instance_size {inst} is smaller than the exemplar {t.exemplar_size}")
-        wi = t.window_influence if window_influence is None else float(window_influence)
-        timings: dict[str, float] = {}
-
-        t0 = time.perf_counter()
-        s_z = self._context_side()
-        scale_z = t.exemplar_size / s_z
-        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
-        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        sp = self._search_patch(image, instance_size, window_influence)
+        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
         with torch.inference_mode():
-            x = self._to_tensor(patch)
-            self._sync()
-            t1 = time.perf_counter()
-            feats = self.net.features(x)
-            self._sync()
             t2 = time.perf_counter()
-            cls, loc = self.net.rpn_head.track(self._kernels, feats)
+            cls, loc = self.net.rpn_head.track(self._kernels, sp.features)
             self._sync()
             t3 = time.perf_counter()
-            expected = self.cfg.score_size(inst)
-            if cls.shape[-1] != expected or cls.shape[-2] != expected:
-                raise RuntimeError(
-                    f"{self.name}: head output is {tuple(cls.shape[-2:])} for search size "
-                    f"{inst}, the config expects {expected}x{expected} (check base_size)"
-                )
+            expected = self._score_size_of(cls, inst)
             score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
             delta = loc.reshape(4, -1).cpu().numpy()
 
@@ -264,7 +293,7 @@ class SiamRPNTracker(Tracker):
             height=h_prev * (1 - lr) + bh * lr,
             score=best_score,
             search_region=region,
-            timings=timings,
+            timings=sp.timings,
         )
         if not all(
             math.isfinite(v) for v in (result.cx, result.cy, result.width, result.height, lr)
@@ -273,8 +302,7 @@ class SiamRPNTracker(Tracker):
                 f"{self.name}: the model produced non-finite outputs (score {best_score}); "
                 "are the weights valid?"
             )
-        t4 = time.perf_counter()
-        timings.update(crop=t1 - t0, backbone=t2 - t1, head=t3 - t2, post=t4 - t3)
+        sp.timings.update(head=t3 - t2, post=time.perf_counter() - t3)
         return result
 
     def reset(self) -> None:
