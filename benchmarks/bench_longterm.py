@@ -29,12 +29,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from siam_core.checkpoint import load_checkpoint
 from siam_core.config import load_config
+from siam_core.io.frames import read_frames
 from siam_core.models.model import build_model, calibrate_untrained
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
@@ -52,20 +52,6 @@ MODELS = {
     "r50": "siamrpn_r50_l234_dwxcorr",
     "r50lt": "siamrpn_r50_l234_dwxcorr_lt",
 }
-
-
-def read_frames(path: Path, count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if len(frames) < count:
-        raise SystemExit(f"{path} has only {len(frames)} frames, {count} asked for")
-    return frames
 
 
 def _patch(frame: np.ndarray, size: int, side: int) -> torch.Tensor:

@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -41,6 +40,7 @@ from _pysot_procedure import PysotProcedure, calibrate_on_frame  # noqa: E402
 
 from siam_core.checkpoint import load_checkpoint  # noqa: E402
 from siam_core.config import load_config  # noqa: E402
+from siam_core.io.frames import read_frames  # noqa: E402
 from siam_core.models.model import build_model  # noqa: E402
 from siam_core.tracker.siamrpn import SiamRPNTracker  # noqa: E402
 
@@ -54,20 +54,6 @@ OFFICIAL_MS = {"alex": 100.0, "mobilev2": 115.0, "r50": 650.0}  # issue 3, pysot
 DATA = REPO.parent / "shared" / "data"
 PARITY_WEIGHTS = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
 BAG_INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md
-
-
-def read_frames(path: Path, count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < count:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    if len(frames) < count:
-        raise SystemExit(f"{path} has only {len(frames)} frames, {count} asked for")
-    return frames
 
 
 def make_model(key: str, first: np.ndarray):

@@ -12,53 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import cv2
-import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
+from siam_core.io.frames import FrameSource
 from siam_tracker_ros.conversions import bgr_to_image
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-
-
-def read_frames(source: Path) -> tuple[Iterator[np.ndarray], float]:
-    """Frames (BGR) of a video file or an image folder, and the native rate (0 if unknown)."""
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"{source}: no image files")
-
-        def images() -> Iterator[np.ndarray]:
-            for path in files:
-                frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if frame is None:
-                    raise ValueError(f"{path}: not a readable image")
-                yield frame
-
-        return images(), 0.0
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise ValueError(f"{source}: OpenCV cannot open this video")
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-
-    def video() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            capture.release()
-
-    return video(), fps
 
 
 def frame_stamp_ns(base_ns: int, index: int, fps: float) -> int:
@@ -67,8 +30,8 @@ def frame_stamp_ns(base_ns: int, index: int, fps: float) -> int:
 
 
 def play(node: Node, args: argparse.Namespace) -> int:
-    frames, native_fps = read_frames(Path(args.source))
-    fps = args.fps or native_fps or 30.0
+    frames = FrameSource(args.source)
+    fps = args.fps or frames.fps or 30.0
     publisher = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
     compressed = None
     if args.compressed:
@@ -138,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node("video_player")
     try:
         return play(node, args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         node.get_logger().error(str(exc))
         return 1
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ sorted by the last number in their names, so ``frame_2.png`` comes before ``fram
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from itertools import pairwise
@@ -100,3 +101,11 @@ class FrameSource:
                 yield frame
         finally:
             cap.release()
+
+
+def read_frames(path: str | Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video or folder, in memory (benchmarks replay them)."""
+    frames = list(itertools.islice(FrameSource(path), count))
+    if len(frames) < count:
+        raise ValueError(f"{path} has only {len(frames)} frames, {count} asked for")
+    return frames

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _siamrpn_data import BAG, SEQUENCES, need, read_video
 
-from siam_core.io.frames import FrameSource, numbered_frames
+from siam_core.io.frames import FrameSource, numbered_frames, read_frames
 
 
 def test_video_file() -> None:
@@ -70,3 +70,10 @@ def test_bad_sources(tmp_path: Path) -> None:
     (corrupt / "0001.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="cannot read frame image"):
         list(FrameSource(corrupt))
+
+
+def test_read_frames_takes_the_first_frames_or_says_how_many_there_are() -> None:
+    frames = read_frames(need(BAG), 3)
+    assert len(frames) == 3 and frames[0].shape == (360, 480, 3)
+    with pytest.raises(ValueError, match="has only 196 frames, 500 asked for"):
+        read_frames(BAG, 500)
