@@ -120,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(ROS_LOG_DIR=env["ROS_LOG_DIR"], ROS_DOMAIN_ID=env["ROS_DOMAIN_ID"])
     bin_dir = Path(sys.executable).parent
 
-    node_cmd = [str(bin_dir / "siam-tracker-node"), "--ros-args", "-p", f"model:={args.model}"]
-    node_cmd += ["-p", f"weights:={args.weights}"]
+    node_cmd = [str(bin_dir / "siam-tracker-node"), "--ros-args"]
+    for name, value in (("model", args.model), ("weights", args.weights)):
+        if value:  # rcl rejects an empty override (-p model:=); empty means the default model
+            node_cmd += ["-p", f"{name}:={value}"]
     tracker = start(node_cmd, out / "tracker_node.log", env)
     rclpy.init()
     node = rclpy.create_node("demo")

@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="training recipe (YAML), e.g. siam_core/configs/train/*")
     parser.add_argument("--out", help="run folder (default: runs/<recipe name>)")
     parser.add_argument(
+        "--export",
+        action="store_true",
+        help="with --resume: write <out>/model.safetensors from that checkpoint, no training",
+    )
+    parser.add_argument(
         "--resume", help="checkpoint file (.pt) or run folder to continue from its last checkpoint"
     )
     parser.add_argument(
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / cfg.name
     try:
-        exported = train(cfg, out, resume=args.resume)
+        exported = train(cfg, out, resume=args.resume, export_only=args.export)
     except ValueError as exc:
         print(f"siam-train: {exc}", file=sys.stderr)
         return 2

@@ -50,6 +50,7 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     """Build a tracker from a factory or a spec string.
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
+    (``siamrpn::<weights>`` for our files, whose config is embedded)
     (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
     zero-argument builder.
     """
@@ -71,14 +72,14 @@ def _tracker_from_string(spec: str) -> Tracker:
         return build_baseline(spec)
     head, _, rest = spec.partition(":")
     if head == "siamrpn":
-        if not rest:
-            raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
         config, _, weights = rest.partition(":")
+        if not config and not weights:
+            raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
         try:
             module = importlib.import_module("siam_core.tracker.siamrpn")
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
-        return module.build_tracker(config, weights or None)
+        return module.build_tracker(config or None, weights or None)  # ours embed the config
     if rest:
         try:
             module = importlib.import_module(head)

@@ -480,14 +480,26 @@ def time_steps(cfg: TrainConfig, steps: int) -> dict[str, float]:
     return out
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: str | Path | None = None) -> Path | None:
-    """Train end to end (under ``torchrun`` too) and export; returns the exported file."""
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    export_only: bool = False,
+) -> Path | None:
+    """Train end to end (under ``torchrun`` too) and export; returns the exported file.
+
+    ``export_only`` writes the weights of the ``resume`` checkpoint without training further
+    (an intermediate model, e.g. to evaluate it).
+    """
+    if export_only and not resume:
+        raise ValueError("exporting needs a checkpoint to export: pass --resume")
     rank, world, device = setup_distributed()
     trainer = Trainer(cfg, out_dir, device, rank, world)
     try:
         if resume:
             trainer.resume(resume)
-        trainer.fit()
+        if not export_only:
+            trainer.fit()
         return trainer.export()
     finally:
         trainer.close()
