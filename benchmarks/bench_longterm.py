@@ -21,7 +21,6 @@ depends on the weights (random ones find the maximum, 4, on every frame: the wor
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -31,20 +30,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_track import BAG_INIT, make_model  # same folder: one way to build models
 
-from siam_core.checkpoint import load_checkpoint
-from siam_core.config import load_config
 from siam_core.io.frames import read_frames
-from siam_core.models.model import build_model, calibrate_untrained
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
-from siam_core.tracker.siamrpn import SiamRPNTracker, crop_patch
+from siam_core.tracker.siamrpn import SiamRPNTracker
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-PARITY_WEIGHTS = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
-BAG_INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md
 MODELS = {
     "alex": "siamrpn_alex_dwxcorr",
     "upchannel": "dasiamrpn_otb",
@@ -52,28 +47,6 @@ MODELS = {
     "r50": "siamrpn_r50_l234_dwxcorr",
     "r50lt": "siamrpn_r50_l234_dwxcorr_lt",
 }
-
-
-def _patch(frame: np.ndarray, size: int, side: int) -> torch.Tensor:
-    x, y, w, h = BAG_INIT
-    avg = tuple(float(v) for v in frame.mean(axis=(0, 1)).astype(int))
-    patch, _ = crop_patch(frame, (x + (w - 1) / 2, y + (h - 1) / 2), size, side, avg)
-    return torch.from_numpy(patch).permute(2, 0, 1)[None].float()
-
-
-def make_model(key: str, first: np.ndarray):
-    """The network: pysot's seeded parity weights for alex, calibrated random otherwise."""
-    cfg = load_config(MODELS[key])
-    if key == "alex" and PARITY_WEIGHTS.is_file():
-        model, cfg = load_checkpoint(PARITY_WEIGHTS, cfg)
-        return model, cfg, "pysot parity weights"
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    s_z = round(math.sqrt(2 * BAG_INIT[2] * 2 * BAG_INIT[3]))
-    inst = cfg.tracker.instance_size
-    with torch.no_grad():
-        calibrate_untrained(model, _patch(first, 127, s_z), _patch(first, inst, s_z * inst // 127))
-    return model, cfg, "random (seed 0, calibrated)"
 
 
 def _timed(fn):
@@ -172,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(head + "\n" + "-" * len(head))
     lost_rows = []
     for key in args.models:
-        model, cfg, weights = make_model(key, frames[0])
+        model, cfg, weights = make_model(MODELS[key], frames[0])
         s = bench_short(model, cfg, frames, args.device)
         print(
             f"{cfg.name:30} {s['plain']:7.1f} {s['search']:8.1f} {s['search'] / s['plain']:5.2f}x "

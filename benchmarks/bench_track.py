@@ -56,10 +56,11 @@ PARITY_WEIGHTS = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safet
 BAG_INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md
 
 
-def make_model(key: str, first: np.ndarray):
-    """The model and config: the seeded pysot weights for alex, calibrated random otherwise."""
-    cfg = load_config(MODELS[key])
-    if key == "alex" and PARITY_WEIGHTS.is_file():
+def make_model(name: str, first: np.ndarray):
+    """Model and config ``name``: pysot's seeded parity weights for ``siamrpn_alex_dwxcorr``,
+    random weights calibrated on ``first`` otherwise (speed does not depend on the values)."""
+    cfg = load_config(name)
+    if name == "siamrpn_alex_dwxcorr" and PARITY_WEIGHTS.is_file():
         model, cfg = load_checkpoint(PARITY_WEIGHTS, cfg)
         return model, cfg, "pysot parity weights"
     torch.manual_seed(0)
@@ -69,7 +70,7 @@ def make_model(key: str, first: np.ndarray):
 
 
 def bench(key: str, frames: list[np.ndarray]) -> dict:
-    model, cfg, weights = make_model(key, frames[0])
+    model, cfg, weights = make_model(MODELS[key], frames[0])
     ours = SiamRPNTracker(model, cfg)
     plain = SiamRPNTracker(model, cfg, optimize=False)
     pysot = PysotProcedure(model, cfg)
