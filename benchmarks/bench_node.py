@@ -29,7 +29,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from siam_core.tracker import TrackResult, TrackState
-from siam_tracker_ros.conversions import bgr_to_image, box_to_bbox, image_to_bgr
+from siam_tracker_ros.conversions import bgr_to_image, box_to_bbox, image_to_bgr, stamp_ns
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.node import TrackerNode
 from siam_tracker_ros.srv import InitTarget
@@ -124,10 +124,6 @@ def run_node(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def stamp_of(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 def live(frames: list[np.ndarray], rate: float, seconds: float, label: str) -> None:
     """Publish at ``rate`` for ``seconds``; report end-to-end latency and the node's counters."""
     node = rclpy.create_node("bench_driver")
@@ -138,7 +134,7 @@ def live(frames: list[np.ndarray], rate: float, seconds: float, label: str) -> N
     node.create_subscription(
         Detection2DArray,
         "detections",
-        lambda m: received.setdefault(stamp_of(m.header), time.perf_counter()),
+        lambda m: received.setdefault(stamp_ns(m.header.stamp), time.perf_counter()),
         100,
     )
     node.create_subscription(TrackerStatus, "status", statuses.append, 100)
@@ -159,14 +155,14 @@ def live(frames: list[np.ndarray], rate: float, seconds: float, label: str) -> N
             rclpy.spin_once(node, timeout_sec=max(0.0, min(0.002, due - time.perf_counter())))
         msg = msgs[k % len(msgs)]
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(10**12 + k * 10**6, 10**9)
-        sent[stamp_of(msg.header)] = time.perf_counter()
+        sent[stamp_ns(msg.header.stamp)] = time.perf_counter()
         publisher.publish(msg)
         k += 1
     end = time.perf_counter() + 2.0
     while time.perf_counter() < end:
         rclpy.spin_once(node, timeout_sec=0.02)
     latencies = np.array([received[s] - sent[s] for s in sent if s in received]) * 1e3
-    node_latency = np.array([s.latency_ms for s in statuses if stamp_of(s.header) in sent])
+    node_latency = np.array([s.latency_ms for s in statuses if stamp_ns(s.header.stamp) in sent])
     last = max(statuses, key=lambda s: s.frames_received)
     print(f"\n{label}: published {k} frames at {rate:g} Hz for {seconds:g} s")
     print(

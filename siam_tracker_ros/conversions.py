@@ -12,6 +12,7 @@ uses the centre, so centre = (x + w / 2, y + h / 2) in continuous pixel coordina
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -104,3 +105,8 @@ def bbox_to_box(bbox: BoundingBox2D) -> tuple[float, float, float, float]:
     """``BoundingBox2D`` -> (x, y, w, h) top-left box; rotation (theta) is ignored."""
     w, h = float(bbox.size_x), float(bbox.size_y)
     return bbox.center.position.x - w / 2.0, bbox.center.position.y - h / 2.0, w, h
+
+
+def stamp_ns(stamp: Any) -> int:
+    """A ``builtin_interfaces/Time`` as integer nanoseconds (exact, unlike float seconds)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

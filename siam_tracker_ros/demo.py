@@ -31,7 +31,7 @@ from vision_msgs.msg import Detection2DArray
 from siam_core.tracker import TrackState
 from siam_core.zoo import DEFAULT_WEIGHTS
 from siam_tracker_ros.bagtypes import typestore
-from siam_tracker_ros.conversions import box_to_bbox
+from siam_tracker_ros.conversions import box_to_bbox, stamp_ns
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.srv import InitTarget
 
@@ -90,12 +90,9 @@ class Recorder:
         return [deserialize_message(data, TOPICS[topic]) for _, data in self.messages[topic]]
 
 
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    with log.open("w") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,21 +174,21 @@ def run(args: argparse.Namespace) -> int:
 
 def summarise(recorder: Recorder, args: argparse.Namespace, out: Path) -> int:
     images = recorder.decoded("/image_raw/compressed")
-    detections = {stamp_ns(d.header): d for d in recorder.decoded("/detections")}
-    statuses = {stamp_ns(s.header): s for s in recorder.decoded("/status")}
+    detections = {stamp_ns(d.header.stamp): d for d in recorder.decoded("/detections")}
+    statuses = {stamp_ns(s.header.stamp): s for s in recorder.decoded("/status")}
     if not images or not statuses:
         print("[demo] no frames were tracked; see out/demo/*.log")
         return 1
     capture = cv2.VideoCapture(str(args.clip))
     fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
     capture.release()
-    base = stamp_ns(images[0].header)
+    base = stamp_ns(images[0].header.stamp)
     video = None
     with (out / "detections.csv").open("w", newline="") as handle:
         rows = csv.writer(handle)
         rows.writerow(["frame", "stamp_ns", "state", "score", "x", "y", "w", "h", "latency_ms"])
         for image in images:
-            stamp = stamp_ns(image.header)
+            stamp = stamp_ns(image.header.stamp)
             frame = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
             if video is None:
                 fourcc = cv2.VideoWriter_fourcc(*"mp4v")

@@ -43,6 +43,7 @@ from siam_tracker_ros.conversions import (
     box_to_bbox,
     compressed_to_bgr,
     image_to_bgr,
+    stamp_ns,
 )
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.params import PARAMETERS, validate
@@ -56,10 +57,6 @@ STATE_COLOURS = {
     TrackState.LOST: (0, 0, 255),
     TrackState.IDLE: (200, 200, 200),
 }
-
-
-def stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def image_qos(reliability: str, depth: int) -> QoSProfile:

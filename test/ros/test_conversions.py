@@ -15,6 +15,7 @@ from siam_tracker_ros.conversions import (
     box_to_bbox,
     compressed_to_bgr,
     image_to_bgr,
+    stamp_ns,
 )
 
 FRAME = Path(__file__).resolve().parents[3] / "shared/data/sequences/otb/Crossing/img/0001.jpg"
@@ -116,3 +117,9 @@ def test_boxes_use_the_centre_in_vision_msgs() -> None:
     assert (bbox.center.position.x, bbox.center.position.y) == (371.0, 188.0)
     assert (bbox.size_x, bbox.size_y) == (112.0, 96.0)
     assert bbox_to_box(bbox) == (315.0, 140.0, 112.0, 96.0)
+
+
+def test_stamps_become_exact_nanoseconds() -> None:
+    header = Image().header
+    header.stamp.sec, header.stamp.nanosec = 1_795_318_661, 21_688_519
+    assert stamp_ns(header.stamp) == 1_795_318_661_021_688_519
