@@ -96,7 +96,7 @@ def overhead(frames: list[np.ndarray], repeats: int) -> None:
                     "t-1",
                     "target",
                     1.0,
-                    Counters(i, i, 0, 0),
+                    Counters(i, i, 0),
                 )
                 node._publish_outcome(outcome)
                 t3 = time.perf_counter()

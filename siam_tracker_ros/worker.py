@@ -36,7 +36,6 @@ class Counters:
     received: int
     processed: int
     dropped: int
-    errors: int
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ class TrackingWorker:
         self._ids = itertools.count(1)
         self.target_id = ""
         self.label = ""
-        self._received = self._processed = self._dropped = self._errors = 0
+        self._received = self._processed = self._dropped = 0
 
     # -- executor side ---------------------------------------------------------------------
     def submit(self, msg: Any, stamp_ns: int) -> None:
@@ -102,7 +101,7 @@ class TrackingWorker:
 
     def counters(self) -> Counters:
         with self._wake:
-            return Counters(self._received, self._processed, self._dropped, self._errors)
+            return Counters(self._received, self._processed, self._dropped)
 
     def init_target(
         self, box: Sequence[float], stamp_ns: int = 0, image: Any = None, label: str = ""
@@ -176,15 +175,14 @@ class TrackingWorker:
             try:
                 self.process(frame)
             except Exception as exc:  # the thread must outlive any one frame
-                self._count_error()
                 self._warn(f"unexpected error on a frame ({type(exc).__name__}: {exc})")
 
     def process(self, frame: Frame) -> Outcome | None:
-        """Convert, track and publish one frame; bad frames are counted and reported."""
+        """Convert, track and publish one frame; a bad frame is reported and skipped (it shows
+        in the counters as received but neither processed nor dropped)."""
         try:
             bgr = self._convert(frame.msg)
         except ValueError as exc:
-            self._count_error()
             self._warn(f"dropping a bad image: {exc}")
             return None
         with self._tracker_lock:
@@ -195,7 +193,6 @@ class TrackingWorker:
                     result = self.tracker.track(bgr)
                     state = result.state
                 except (ValueError, RuntimeError) as exc:
-                    self._count_error()
                     self._warn(f"tracking failed on this frame: {exc}")
                     return None
             target_id, label = self.target_id, self.label
@@ -206,7 +203,3 @@ class TrackingWorker:
         outcome = Outcome(frame, bgr, result, state, target_id, label, latency_ms, counters)
         self._publish(outcome)
         return outcome
-
-    def _count_error(self) -> None:
-        with self._wake:
-            self._errors += 1
