@@ -417,7 +417,7 @@ def big_state(bag) -> dict[str, torch.Tensor]:
 
 
 BOX = (315.0, 140.0, 112.0, 112.0)  # the box on bag.avi: centre (371, 196)
-FRAMES = 6
+FRAMES = 4
 
 
 def _siam_track(weights: Path, out: Path, model: str | None) -> list[dict]:
