@@ -63,6 +63,13 @@ def frame_msg(frame: np.ndarray, k: int) -> Image:
     return msg
 
 
+def detection_box(detection: Detection2D) -> list[float]:
+    """A detection's box as (x, y, w, h), top-left corner."""
+    bbox = detection.bbox
+    x, y = bbox.center.position.x - bbox.size_x / 2, bbox.center.position.y - bbox.size_y / 2
+    return [x, y, bbox.size_x, bbox.size_y]
+
+
 def key(header) -> tuple[int, int, str]:
     return header.stamp.sec, header.stamp.nanosec, header.frame_id
 
@@ -133,6 +140,14 @@ class Driver:
         self.spin_until(future.done, timeout, f"{client.srv_name} response")
         return future.result()
 
+    def start_on(self, frame: np.ndarray, box) -> None:
+        """Wait for the node, send ``frame`` as frame 0 and initialise on it by its stamp."""
+        self.wait_ready()
+        first = frame_msg(frame, 0)
+        self.step(first, resend=True)
+        stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+        assert self.init(box, stamp=stamp).success
+
     def init(self, box, stamp: tuple[int, int] = (0, 0), image: Image | None = None, label=""):
         request = InitTarget.Request(box=box_to_bbox(box), label=label)
         request.stamp.sec, request.stamp.nanosec = stamp
@@ -195,13 +210,7 @@ def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node,
         (detection,) = driver.detections_for(msg).detections
         assert key(detection.header) == key(msg.header)
         expected = clip["reference"][k]
-        bbox = detection.bbox
-        got = [
-            bbox.center.position.x - bbox.size_x / 2,
-            bbox.center.position.y - bbox.size_y / 2,
-            bbox.size_x,
-            bbox.size_y,
-        ]
+        got = detection_box(detection)
         np.testing.assert_allclose(got, expected["bbox"], atol=0.5, err_msg=f"frame {k}")
         assert abs(detection.results[0].hypothesis.score - expected["best_score"]) < 1e-3
         assert detection.results[0].hypothesis.class_id == "target"
@@ -354,11 +363,7 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
         "qos_reliability:=reliable",
     )
     driver = Driver(ros_context, "/longterm")
-    driver.wait_ready()
-    first = frame_msg(clip["frames"][0], 0)
-    driver.step(first, resend=True)
-    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
-    assert driver.init(clip["init"], stamp=stamp).success
+    driver.start_on(clip["frames"][0], clip["init"])
     states, regions = [], []
     for k in range(1, 5):
         msg = frame_msg(clip["frames"][k], k)
@@ -406,22 +411,12 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
     local = load_tracker("dasiamrpn_vot", str(official), "cpu")
     assert isinstance(local, OfficialSiamRPNTracker)
     driver = Driver(ros_context, "/dasiam")
-    driver.wait_ready()
-    first = frame_msg(clip["frames"][0], 0)
-    driver.step(first, resend=True)
-    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
-    assert driver.init(clip["init"], stamp=stamp).success
+    driver.start_on(clip["frames"][0], clip["init"])
     local.init(clip["frames"][0], clip["init"])
     for k in range(1, 4):
         msg = frame_msg(clip["frames"][k], k)
         status = driver.step(msg)
         assert status.model == "dasiamrpn_vot" and status.state == TrackerStatus.TRACKING
         (detection,) = driver.detections_for(msg).detections
-        bbox = detection.bbox
-        got = [
-            bbox.center.position.x - bbox.size_x / 2,
-            bbox.center.position.y - bbox.size_y / 2,
-            bbox.size_x,
-            bbox.size_y,
-        ]
+        got = detection_box(detection)
         np.testing.assert_allclose(got, local.track(clip["frames"][k]).box, atol=1e-3)
