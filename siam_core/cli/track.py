@@ -8,7 +8,9 @@ VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--i
 defaults to the first ground-truth box) or any folder of numbered frames. The JSON output has
 one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--model`` may be
 left out when the weights file is one of ours (config embedded); with neither, the embedded
-default model is used (``siam_core.zoo``, shared with the ROS node).
+default model is used (``siam_core.zoo``, shared with the ROS node). The config decides the
+tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official DaSiamRPN
+conventions.
 """
 
 from __future__ import annotations
@@ -52,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", type=Path, help="video file, sequence folder or frame folder")
     p.add_argument("--model", help="config name or YAML path (optional for our .safetensors)")
-    p.add_argument("--weights", type=Path, help="pysot model.pth or .safetensors (default model)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="pysot model.pth, DaSiamRPN's official .model, or .safetensors (default model)",
+    )
     p.add_argument("--init", type=_box, help="initial box x,y,w,h (0-based, top-left)")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--save-video", type=Path, help="write an annotated video here")

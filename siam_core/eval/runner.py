@@ -50,9 +50,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     """Build a tracker from a factory or a spec string.
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
-    (``siamrpn::<weights>`` for our files, whose config is embedded)
-    (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
-    zero-argument builder.
+    (``siamrpn::<weights>`` for our files, whose config is embedded; the tracker the config
+    names, long-term or DaSiamRPN's included: ``siam_core.zoo.build``); ``<module>:<function>``
+    for any zero-argument builder.
     """
     if callable(spec):
         tracker = spec()
@@ -76,10 +76,10 @@ def _tracker_from_string(spec: str) -> Tracker:
         if not config and not weights:
             raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
         try:
-            module = importlib.import_module("siam_core.tracker.siamrpn")
+            module = importlib.import_module("siam_core.zoo")
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
-        return module.build_tracker(config or None, weights or None)  # ours embed the config
+        return module.build(config or None, weights or None)  # ours embed the config
     if rest:
         try:
             module = importlib.import_module(head)
