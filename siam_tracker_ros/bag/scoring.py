@@ -135,7 +135,7 @@ def run_stats(run: Run) -> dict[str, float | int | str]:
         "latency_max_ms": float(lat.max()) if lat.size else float("nan"),
     }
     # A state lasts from its frame to the next processed one; durations from the log times.
-    held = _held_state(t.state)
+    held = _held_state(t)
     if len(t) > 1:
         span = np.diff(t.log_ns).astype(float)
         span = np.append(span, np.median(span))
@@ -148,12 +148,15 @@ def run_stats(run: Run) -> dict[str, float | int | str]:
     return row
 
 
-def _held_state(state: np.ndarray) -> np.ndarray:
-    """Each frame's state, unprocessed frames taking the last processed one's (IDLE before)."""
-    held = state.astype(np.int64).copy()
+def _held_state(table: FrameTable) -> np.ndarray:
+    """Each frame's state: unprocessed frames hold the last one (IDLE before any), and an init
+    starts TRACKING from its frame on (the node tracks from there, whatever it said before)."""
+    held = table.state.astype(np.int64).copy()
     last = int(TrackState.IDLE)
     for i, s in enumerate(held):
-        if s == NOT_PROCESSED:
+        if table.init[i]:
+            held[i] = last = int(TrackState.TRACKING)
+        elif s == NOT_PROCESSED:
             held[i] = last
         else:
             last = int(s)
@@ -227,7 +230,7 @@ def timeline_plot(bag: str, runs: list[Run], gt: GroundTruth | None, path: Path)
         ax.plot(t, run.table.score, lw=1, label=run.info.tracker)
         ax.set(ylabel="score")
         ax = next(axis)
-        held = _held_state(run.table.state)
+        held = _held_state(run.table)
         ax.step(t, held + 0.08 * offset, where="post", lw=1, label=run.info.tracker)
         ax.set(ylabel="state", xlabel="time since the first frame (s)")
         ax.set_yticks(list(STATE_NAMES), list(STATE_NAMES.values()))
