@@ -5,8 +5,9 @@ A bag of ``--frames`` frames (default 10 000) is made from a real sequence loope
 bag a tenth as long. Each measurement runs in a fresh process so its peak RSS is its own:
 
 1. stream: read and decode every image (the node's conversion), nothing else;
-2. replay: every-frame replay through the worker with ``--tracker`` (default: pysot's alex
-   parity model as the node loads it, one PyTorch thread), per-frame results kept.
+2. replay: every-frame replay through the worker with ``--tracker`` (default KCF, fast, so
+   the figures show the replay machinery rather than the network; ``--tracker
+   node:<model>:<weights>`` for a Siamese model as the node loads it), per-frame results kept.
 
 Printed side by side: frames/s and per-frame median (ms), peak RSS of the short and the long
 bag and their ratio (about 1 when the bag is streamed; the decoded frames alone would need
@@ -30,7 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 CROSSING = SHARED / "sequences" / "otb" / "Crossing"
-PARITY = SHARED / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
 
 
 def measure(bag: str, what: str, tracker: str) -> dict:
@@ -40,7 +40,8 @@ def measure(bag: str, what: str, tracker: str) -> dict:
 
     from siam_tracker_ros.bag.bagfile import frames, image_connection, open_bag
     from siam_tracker_ros.bag.jobs import Job, _ground_truth_init, build_tracker
-    from siam_tracker_ros.bag.replay import convert, replay
+    from siam_tracker_ros.bag.replay import replay
+    from siam_tracker_ros.conversions import message_to_bgr
 
     torch.set_num_threads(1)
     reader = open_bag(bag)
@@ -51,7 +52,7 @@ def measure(bag: str, what: str, tracker: str) -> dict:
         times = []
         for frame in frames(reader, connection):
             t = time.perf_counter()
-            convert(frame.msg)
+            message_to_bgr(frame.msg)
             times.append(time.perf_counter() - t)
         median_ms = float(np.median(times) * 1e3)
     else:
@@ -78,8 +79,7 @@ def child(bag: Path, what: str, tracker: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
-    default = f"node:siamrpn_alex_dwxcorr:{PARITY}" if PARITY.is_file() else "KCF"
-    parser.add_argument("--tracker", default=default)
+    parser.add_argument("--tracker", default="KCF")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -44,8 +44,7 @@ from siam_tracker_ros.conversions import (
     bbox_to_box,
     bgr_to_image,
     box_to_bbox,
-    compressed_to_bgr,
-    image_to_bgr,
+    message_to_bgr,
     stamp_ns,
 )
 from siam_tracker_ros.msg import TrackerStatus
@@ -194,9 +193,7 @@ class TrackerLogic:
 
     # -- callbacks ---------------------------------------------------------------------------
     def _convert(self, msg: Image | CompressedImage) -> Any:
-        if isinstance(msg, CompressedImage):
-            return compressed_to_bgr(msg)
-        return image_to_bgr(msg, self._params["mono16_max"])
+        return message_to_bgr(msg, self._params["mono16_max"])
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._worker.submit(msg, stamp_ns(msg.header.stamp))

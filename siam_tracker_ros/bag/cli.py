@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
     p.add_argument("--max-frames", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--mono16-max", type=float, default=65535.0, help="as the node's parameter")
     p.add_argument("--title")
 
     p = sub.add_parser("from-sequence", help="a benchmark sequence as a bag (with its GT)")
@@ -180,6 +181,7 @@ def _eval(args: argparse.Namespace) -> int:
             str(results),
             args.max_frames,
             args.device,
+            args.mono16_max,
         )
         for bag in args.bags
         for name, spec in trackers.items()

@@ -34,7 +34,7 @@ from siam_tracker_ros.bag.groundtruth import (
     read_ground_truth,
     write_ground_truth,
 )
-from siam_tracker_ros.bag.replay import convert
+from siam_tracker_ros.conversions import message_to_bgr
 
 BASE_NS = 1_000_000_000_000  # stamps of converted sequences start at 1000 s
 
@@ -94,7 +94,7 @@ def bag_to_frames(bag: Path, out: Path, topic: str, gt_file: str = "", ext: str 
         stamps = []
         for frame in frames(reader, connection):
             name = images / f"{frame.index + 1:04d}{ext}"
-            if not cv2.imwrite(str(name), convert(frame.msg)):
+            if not cv2.imwrite(str(name), message_to_bgr(frame.msg)):
                 raise BagError(f"cannot write {name}")
             stamps.append(frame.stamp_ns)
         inits = recorded_inits(reader)

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage
 
 from siam_core.data.sequences import polygons_to_boxes, read_regions
 from siam_tracker_ros.bag.bagfile import BagError, BagFrame
-from siam_tracker_ros.conversions import compressed_to_bgr, image_to_bgr
+from siam_tracker_ros.conversions import message_to_bgr
 
 GT_NAMES = ("groundtruth.csv", "groundtruth.txt", "groundtruth_rect.txt")
 GT_HEADER = ["frame", "stamp_ns", "x", "y", "w", "h", "absent"]
@@ -209,9 +208,7 @@ def label_gui(
     def advance() -> bool:
         for frame in source:
             if frame.index % step == 0 or frame.index == n - 1:
-                msg = frame.msg
-                convert = compressed_to_bgr if isinstance(msg, CompressedImage) else image_to_bgr
-                seen.append((frame.index, convert(msg)))
+                seen.append((frame.index, message_to_bgr(frame.msg)))
                 return True
         return False
 

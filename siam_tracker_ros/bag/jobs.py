@@ -61,6 +61,7 @@ class Job:
     results: str
     max_frames: int
     device: str
+    mono16_max: float = 65535.0  # the node's parameter of that name
 
     @property
     def files(self) -> tuple[Path, Path]:
@@ -95,7 +96,16 @@ def run_job(job: Job) -> str:
                 inits = _ground_truth_init(reader, connection, job)
             tracker = build_tracker(job.spec, job.device)
             stream = frames(reader, connection, n)
-            table, info = replay(tracker, job.tracker, stream, n, inits, job.mode, job.rate)
+            table, info = replay(
+                tracker,
+                job.tracker,
+                stream,
+                n,
+                inits,
+                job.mode,
+                job.rate,
+                mono16_max=job.mono16_max,
+            )
         table.write_csv(table_file)
         info.write(info_file)
         return info.error

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage
 
 from siam_core.tracker import Tracker, TrackState
 from siam_tracker_ros.bag.bagfile import BagError, BagFrame, RecordedInit
-from siam_tracker_ros.conversions import compressed_to_bgr, image_to_bgr
+from siam_tracker_ros.conversions import message_to_bgr
 from siam_tracker_ros.worker import Outcome, TrackingWorker
 
 MODES = ("every-frame", "realtime")
@@ -41,13 +40,6 @@ NOT_PROCESSED = -1
 REPORTED = (int(TrackState.TRACKING), int(TrackState.RECOVERED))
 COLUMNS = ["frame", "stamp_ns", "log_ns", "processed", "state", "x", "y", "w", "h", "score"]
 COLUMNS += ["latency_ms", "init"]
-
-
-def convert(msg: Any, mono16_max: float = 65535.0) -> np.ndarray:
-    """The node's image conversion (``TrackerLogic._convert``): compressed or raw, any encoding."""
-    if isinstance(msg, CompressedImage):
-        return compressed_to_bgr(msg)
-    return image_to_bgr(msg, mono16_max)
 
 
 @dataclass
@@ -206,6 +198,7 @@ def replay(
     rate: float = 1.0,
     buffer_size: int = 30,
     frame_timeout: float = 120.0,
+    mono16_max: float = 65535.0,
 ) -> tuple[FrameTable, RunInfo]:
     """Replay ``n`` frames (a stream) through a worker around ``tracker``; see the module doc.
 
@@ -218,7 +211,13 @@ def replay(
         raise ValueError(f"rate must be > 0, got {rate}")
     table, info = FrameTable.empty(n), RunInfo(name, mode)
     rec = _Recorder(table, info)
-    worker = TrackingWorker(tracker, convert, rec.publish, rec.warn, buffer_size=buffer_size)
+    worker = TrackingWorker(
+        tracker,
+        lambda msg: message_to_bgr(msg, mono16_max),  # the node's conversion
+        rec.publish,
+        rec.warn,
+        buffer_size=buffer_size,
+    )
     by_stamp: dict[int, list[RecordedInit]] = collections.defaultdict(list)
     for init in inits:
         by_stamp[init.stamp_ns].append(init)

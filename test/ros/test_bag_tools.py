@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
+from vision_msgs.msg import Detection2D
 
 from siam_core.data.sequences import load_sequence
 from siam_tracker_ros.bag import cli
@@ -30,7 +31,8 @@ from siam_tracker_ros.bag.bagfile import (
 )
 from siam_tracker_ros.bag.groundtruth import interpolate, read_ground_truth
 from siam_tracker_ros.bag.jobs import Job, _ground_truth_init, build_tracker
-from siam_tracker_ros.bag.replay import FrameTable, convert, replay
+from siam_tracker_ros.bag.replay import FrameTable, replay
+from siam_tracker_ros.conversions import box_to_bbox, message_to_bgr
 
 pytestmark = [pytest.mark.ros]
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -70,7 +72,7 @@ def test_from_sequence_writes_frames_stamps_and_ground_truth(bag_dir: Path) -> N
         reader.close()
     assert [f.stamp_ns for f in decoded] == stamps
     assert np.diff(stamps).tolist() == [40_000_000] * (N - 1)  # 25 fps
-    assert np.array_equal(convert(decoded[5].msg), seq.read(5))  # raw bgr8: lossless
+    assert np.array_equal(message_to_bgr(decoded[5].msg), seq.read(5))  # raw bgr8: lossless
     gt = read_ground_truth(bag_dir / "groundtruth.csv", stamps, "/image_raw")
     np.testing.assert_allclose(gt.boxes, seq.gt, atol=0.01)
     assert gt.unlabelled == 0 and not gt.absent.any()
@@ -112,6 +114,7 @@ def test_every_frame_replay_is_deterministic_and_follows_the_parity_track(bag_di
 def test_eval_report_with_two_trackers_and_resume(bag_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     argv = ["eval", str(bag_dir), "--tracker", f"alex={ALEX}", "--tracker", "KCF"]
+    argv += ["--max-frames", "8"]  # two processes, one tracker each
     assert cli.main([*argv, "--out", str(out), "--workers", "2"]) == 0
     report = (out / "report.md").read_text()
     assert "Success AUC" in report and "| alex |" in report and "| KCF |" in report
@@ -120,10 +123,10 @@ def test_eval_report_with_two_trackers_and_resume(bag_dir: Path, tmp_path: Path)
     assert (out / "timeline_vot_bag.png").is_file() and "## Agreement between trackers" in report
     with (out / "run_stats.csv").open() as handle:
         stats = {row["tracker"]: row for row in csv.DictReader(handle)}
-    assert stats["KCF"]["processed"] == str(N) and stats["KCF"]["dropped"] == "0"
+    assert stats["KCF"]["processed"] == "8" and stats["KCF"]["dropped"] == "0"
     assert float(stats["alex"]["time_tracking"]) > 0.9
     table = FrameTable.read_csv(out / "results" / "every-frame" / "vot_bag" / "alex.csv")
-    assert len(table) == N
+    assert len(table) == 8
     # A second eval finds the results and does not replay again.
     mtime = (out / "results" / "every-frame" / "vot_bag" / "alex.csv").stat().st_mtime_ns
     assert cli.main([*argv, "--out", str(out)]) == 0
@@ -282,3 +285,38 @@ def test_unknown_encoding_frames_are_counted_not_fatal(tmp_path: Path, shared) -
     assert info.bad_frames == 2 and info.processed == 4
     assert "unsupported image encoding 'yuv422'" in info.warnings[0]
     assert not table.processed[2] and table.processed[3]
+
+
+def test_without_ground_truth_the_recorded_init_defines_the_target(tmp_path, shared) -> None:
+    """A field bag: images and the init the node accepted, no GT. The report has latency,
+    states and agreement, no accuracy; a bag with neither GT nor init says what is missing."""
+    seq = load_sequence(CROSSING).head(8)
+    bag = tmp_path / "field"
+    writer = open_writer(bag, "sqlite3")
+    images = add_topic(writer, "/cam/image_raw", "sensor_msgs/msg/Image")
+    inits = add_topic(writer, "/cam/init_accepted", "vision_msgs/msg/Detection2D")
+    stamps = [10**9 + k * 10**8 for k in range(8)]
+    for k, stamp in enumerate(stamps):
+        writer.write(
+            images, stamp, serialize_message(image_message(seq.read(k), stamp, "c", False))
+        )
+        if k == 2:  # the operator chose the target on frame 2, a little later
+            init = Detection2D(bbox=box_to_bbox(seq.gt[2]), id="walker-1")
+            init.header.stamp.sec, init.header.stamp.nanosec = divmod(stamp, 10**9)
+            writer.write(inits, stamp + 5 * 10**7, serialize_message(init))
+    writer.close()
+    out = tmp_path / "report"
+    argv = ["eval", str(bag), "--topic", "image_raw", "--tracker", "KCF", "--tracker", "CSRT"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "Success AUC" not in report and "accuracy not scored" in report
+    assert "## Runs: frames, latency and states" in report and "| KCF | CSRT |" in report
+    table = FrameTable.read_csv(out / "results" / "every-frame" / "field" / "CSRT.csv")
+    assert table.init.tolist() == [False, False, True] + [False] * 5
+    assert not np.isfinite(table.boxes[:2]).any() and np.isfinite(table.boxes[2:]).all()
+
+    bare = tmp_path / "bare"
+    assert cli.main(["from-sequence", str(CROSSING), str(bare), "--max-frames", "3"]) == 0
+    (bare / "groundtruth.csv").unlink()
+    code = cli.main(["eval", str(bare), "--tracker", "KCF", "--out", str(tmp_path / "r2")])
+    assert code == 2  # nothing finished: no init recorded and no ground truth
