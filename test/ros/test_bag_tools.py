@@ -17,7 +17,7 @@ from rclpy.serialization import serialize_message
 from vision_msgs.msg import Detection2D
 
 from siam_core.data.sequences import load_sequence
-from siam_tracker_ros.bag import cli
+from siam_tracker_ros.bag import cli, groundtruth
 from siam_tracker_ros.bag.bagfile import (
     BagError,
     RecordedInit,
@@ -320,3 +320,29 @@ def test_without_ground_truth_the_recorded_init_defines_the_target(tmp_path, sha
     (bare / "groundtruth.csv").unlink()
     code = cli.main(["eval", str(bare), "--tracker", "KCF", "--out", str(tmp_path / "r2")])
     assert code == 2  # nothing finished: no init recorded and no ground truth
+
+
+def test_gui_label_loop_with_scripted_keys(bag_dir: Path, monkeypatch) -> None:
+    """The HighGUI mode's loop, driven by scripted key presses. OpenCV here is the headless
+    wheel and there is no display, so the window calls are replaced (the one mock, for what
+    cannot exist here); frames, keyframes, stepping and interpolation are real."""
+    keys = iter([ord("r"), ord("n"), ord("n"), ord("r"), ord("n"), ord("a"), ord("b"), ord("q")])
+    boxes = iter([(100, 100, 40, 40), (140, 100, 40, 40)])
+    shown: list[tuple[int, ...]] = []
+    monkeypatch.setattr(groundtruth.cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(groundtruth.cv2, "destroyWindow", lambda *a: None)
+    monkeypatch.setattr(groundtruth.cv2, "imshow", lambda _w, image: shown.append(image.shape))
+    monkeypatch.setattr(groundtruth.cv2, "waitKey", lambda *_: next(keys))
+    monkeypatch.setattr(groundtruth.cv2, "selectROI", lambda *a, **k: next(boxes))
+    reader = open_bag(bag_dir)
+    try:
+        stream = frames(reader, image_connection(reader, "image_raw"))
+        saved: list[dict] = []
+        result = groundtruth.label_gui(stream, N, {}, 5, saved.append)
+    finally:
+        reader.close()
+    # Keyframes every 5 frames: box on 0, box on 10, absent on 15, then back and quit.
+    assert sorted(result) == [0, 10, 15] and result[15] is None
+    gt = interpolate(result, N, "gui")
+    np.testing.assert_allclose(gt.boxes[5], [120, 100, 40, 40])
+    assert gt.absent[15] and len(shown) == 8 and shown[0] == (360, 480, 3)
