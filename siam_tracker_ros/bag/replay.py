@@ -89,16 +89,22 @@ class FrameTable:
 
     @classmethod
     def read_csv(cls, path: Path) -> FrameTable:
+        """Streamed twice (count, then fill): no per-row objects kept for a long bag."""
         with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-        if not rows or rows[0] != COLUMNS:
-            raise BagError(f"{path}: not a siam-bag frame table (header {rows[:1]})")
-        t = cls.empty(len(rows) - 1)
-        for i, row in enumerate(rows[1:]):
-            t.stamp_ns[i], t.log_ns[i] = int(row[1]), int(row[2])
-            t.processed[i], t.state[i] = row[3] == "1", int(row[4])
-            t.boxes[i] = [float(v) for v in row[5:9]]
-            t.score[i], t.latency_ms[i], t.init[i] = float(row[9]), float(row[10]), row[11] == "1"
+            header = next(csv.reader(handle), [])
+            n = sum(1 for _ in handle)
+        if header != COLUMNS:
+            raise BagError(f"{path}: not a siam-bag frame table (header {header})")
+        t = cls.empty(n)
+        with path.open(newline="") as handle:
+            rows = csv.reader(handle)
+            next(rows)
+            for i, row in enumerate(rows):
+                t.stamp_ns[i], t.log_ns[i] = int(row[1]), int(row[2])
+                t.processed[i], t.state[i] = row[3] == "1", int(row[4])
+                t.boxes[i] = [float(v) for v in row[5:9]]
+                t.score[i], t.latency_ms[i] = float(row[9]), float(row[10])
+                t.init[i] = row[11] == "1"
         return t
 
 
