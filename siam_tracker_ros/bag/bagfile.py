@@ -67,16 +67,17 @@ def open_bag(path: str | Path) -> Reader:
         storage = sorted(p.name for p in path.iterdir() if p.suffix in (".mcap", ".db3"))
         raise BagError(
             f"{path}: no metadata.yaml next to {storage or 'its storage files'}: the bag is "
-            f"still being written or its recorder was killed (`ros2 bag reindex {path}` "
-            "rebuilds the metadata)"
+            f"still being written or its recorder was killed (`siam-bag repair {path} NEW` "
+            "rescues the complete messages of an mcap bag; `ros2 bag reindex` rebuilds the "
+            "metadata of a bag that was closed)"
         )
     reader = Reader(path)
     try:
         reader.open()
     except (ReaderError, OSError, KeyError, ValueError, struct.error) as exc:
         raise BagError(
-            f"{path}: cannot open the bag, truncated or corrupt ({exc}); `mcap recover` "
-            "(mcap) or `ros2 bag reindex` may repair it"
+            f"{path}: cannot open the bag, truncated or corrupt ({exc}); `siam-bag repair "
+            f"{path} NEW` rescues the complete messages of an mcap bag"
         ) from exc
     return reader
 

@@ -6,6 +6,7 @@ siam-bag import-gt out/run1 boxes.txt --topic image_raw
 siam-bag eval out/run1 --tracker default --tracker CSRT --replay realtime --out out/report
 siam-bag from-sequence ../shared/data/sequences/vot/bag out/bag_as_rosbag --fps 25
 siam-bag to-frames out/run1 out/run1_frames --topic image_raw
+siam-bag repair out/cut_run out/run1     # a bag whose recorder died
 siam-bag info out/run1
 """
 
@@ -84,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--topic", default="image_raw")
     p.add_argument("--gt", type=Path)
+
+    p = sub.add_parser("repair", help="rescue the messages of a cut mcap bag into a new bag")
+    p.add_argument("bag", type=Path, help="bag directory or .mcap file")
+    p.add_argument("out", type=Path, help="new bag directory")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
 
     p = sub.add_parser("info", help="topics, types and message counts")
     p.add_argument("bag", type=Path)
@@ -264,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
 
             n = bag_to_frames(args.bag, args.out, args.topic, str(args.gt or ""))
             print(f"{args.out}: {n} frames")
+            return 0
+        if args.command == "repair":
+            from siam_tracker_ros.bag.repair import repair
+
+            for topic, count in repair(args.bag, args.out, args.storage).items():
+                print(f"  {topic:<40} {count} messages rescued")
+            print(f"{args.out}: a closed bag (copy any groundtruth file over)")
             return 0
         return _info(args)
     except (BagError, ValueError, FileNotFoundError, RuntimeError) as exc:

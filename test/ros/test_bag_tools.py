@@ -238,12 +238,24 @@ def test_bad_bags_give_clear_errors(bag_dir: Path, tmp_path: Path, capsys) -> No
     shutil.copytree(bag_dir, cut)
     mcap = next(cut.glob("*.mcap"))
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
-    with pytest.raises(BagError, match=r"cut"):
+    with pytest.raises(BagError, match=r"cut.*truncated or corrupt.*siam-bag repair"):
         reader = open_bag(cut)
         try:
             list(frames(reader, image_connection(reader, "image_raw")))
         finally:
             reader.close()
+    # The recorder died: cut storage and no metadata.yaml. repair rescues what is complete.
+    (cut / "metadata.yaml").unlink()
+    assert cli.main(["repair", str(cut), str(tmp_path / "rescued")]) == 0
+    reader = open_bag(tmp_path / "rescued")
+    try:
+        connection = image_connection(reader, "image_raw")
+        rescued = list(frames(reader, connection))
+    finally:
+        reader.close()
+    assert 0 < len(rescued) < N and connection.msgcount == len(rescued)
+    seq = load_sequence(BAG_SEQ)
+    assert all(np.array_equal(message_to_bgr(f.msg), seq.read(f.index)) for f in rescued)
     # A topic that is not in the bag names the bag and what it holds.
     reader = open_bag(bag_dir)
     try:
