@@ -211,9 +211,7 @@ def _eval(args: argparse.Namespace) -> int:
             if run.bag not in gts:
                 stamps = [int(s) for s in run.table.stamp_ns]
                 try:
-                    gts[run.bag] = bag_ground_truth(
-                        job.bag and Path(job.bag), job.topic, job.gt, stamps
-                    )
+                    gts[run.bag] = bag_ground_truth(Path(job.bag), job.topic, job.gt, stamps)
                 except BagError as exc:
                     failures.append(f"ground truth of {run.bag}: {exc}")
                     gts[run.bag] = None
