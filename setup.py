@@ -45,6 +45,7 @@ setup(
             "siam-eval = siam_core.cli.eval:main",
             "siam-train = siam_core.cli.train:main",
             "siam-curate = siam_core.cli.curate:main",
+            "siam-bag = siam_tracker_ros.bag.cli:main",
         ]
     },
 )
