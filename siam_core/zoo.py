@@ -13,9 +13,11 @@ from typing import Any
 
 import torch
 
+from siam_core.deploy.cache import cached_export
+from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
-from siam_core.tracker.siamrpn import build_tracker
+from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 
@@ -34,11 +36,15 @@ def load_tracker(
     weights: str = "",
     device: str = "auto",
     long_term: Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    threads: int = 0,
 ) -> Tracker:
     """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
 
     ``long_term`` (a mapping, possibly empty) wraps it in the long-term state machine with the
     model config's settings (or the paper's), single fields replaced by the mapping's values.
+    ``backend`` ``onnxruntime`` or ``openvino`` runs the network as exported ONNX graphs
+    (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them).
     """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
@@ -51,7 +57,17 @@ def load_tracker(
         raise ValueError(f"model '{model}' named without weights: its network would be random")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
-    tracker = build_tracker(model or None, weights, device=resolve_device(device))
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    dev = resolve_device(device)
+    if backend != "torch" and dev != "cpu":
+        raise ValueError(f"backend '{backend}' runs on the CPU; use device=cpu (got {dev!r})")
+    tracker = build_tracker(model or None, weights, device=dev)
+    if backend != "torch":
+        export_dir = cached_export(tracker.model, tracker.cfg, weights)
+        tracker = SiamRPNTracker(
+            tracker.model, tracker.cfg, runtime=OnnxNet(export_dir, backend, threads)
+        )
     if long_term is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(tracker.cfg, **long_term))

@@ -51,8 +51,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
     (``siamrpn::<weights>`` for our files, whose config is embedded)
-    (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
-    zero-argument builder.
+    (``siam_core.tracker.siamrpn.build_tracker``), with ``@onnxruntime`` or ``@openvino``
+    appended to run the exported graphs; ``<module>:<function>`` for any zero-argument
+    builder.
     """
     if callable(spec):
         tracker = spec()
@@ -70,11 +71,16 @@ def _tracker_from_string(spec: str) -> Tracker:
 
     if spec.upper() in BASELINES:
         return build_baseline(spec)
+    spec, _, backend = spec.partition("@")
     head, _, rest = spec.partition(":")
     if head == "siamrpn":
         config, _, weights = rest.partition(":")
         if not config and not weights:
             raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
+        if backend and backend != "torch":
+            from siam_core import zoo  # the exported graphs: siamrpn:<config>:<weights>@<backend>
+
+            return zoo.load_tracker(config, weights, "cpu", backend=backend)
         try:
             module = importlib.import_module("siam_core.tracker.siamrpn")
         except ImportError as exc:

@@ -67,7 +67,8 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchPatch:
     """One search before its head: size, window influence, ``scale_z`` (model px per image
-    px), the image region searched, the backbone features and the crop/backbone timings."""
+    px), the image region searched, the backbone features (or the uint8 crop, when cropped
+    for a batched pass) and the crop/backbone timings."""
 
     size: int
     window: float
@@ -113,6 +114,15 @@ def crop_patch(
     return patch, (float(x0), float(y0), float(sz), float(sz))
 
 
+def search_sides(cfg: Config, w: float, h: float, instance_size: int = 0) -> tuple[float, int]:
+    """(template context side before rounding, search crop side) for a ``w`` x ``h`` target:
+    ``sqrt((w + a(w+h)) (h + a(w+h)))`` and ``round(s_z * instance / exemplar)`` (pysot)."""
+    pad = cfg.tracker.context_amount * (w + h)
+    s_z = math.sqrt((w + pad) * (h + pad))
+    s_x = max(1, round(s_z * (instance_size / cfg.tracker.exemplar_size))) if instance_size else 0
+    return s_z, s_x
+
+
 class SiamRPNTracker(Tracker):
     """Short-term SiamRPN-family tracker (pysot ``SiamRPNTracker``) on the ``Tracker`` API.
 
@@ -120,6 +130,8 @@ class SiamRPNTracker(Tracker):
     several trackers, each with its own config. With ``optimize`` (the default) the tracker
     runs ``net``, a copy of ``model`` made here with BatchNorm folded into the convolutions and,
     on CPU, in channels-last layout; later changes to ``model``'s weights do not reach it.
+    ``runtime`` (``siam_core.deploy.runtime.OnnxNet``) replaces ``net`` by exported graphs in
+    another inference runtime; the tracker calls them exactly as it calls ``net``.
     """
 
     name = "siamrpn"
@@ -130,6 +142,7 @@ class SiamRPNTracker(Tracker):
         cfg: Config,
         device: str | torch.device = "cpu",
         optimize: bool = True,
+        runtime: Any = None,
     ) -> None:
         super().__init__()
         if cfg.anchor.num != model.anchor_num:
@@ -140,8 +153,11 @@ class SiamRPNTracker(Tracker):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         # channels-last lets oneDNN run the convolutions on CPU without layout conversions
-        self.channels_last = optimize and self.device.type == "cpu"
-        self.net = _inference_copy(self.model, cfg, self.device) if optimize else self.model
+        self.channels_last = optimize and self.device.type == "cpu" and runtime is None
+        if runtime is not None:
+            self.net = runtime  # exported graphs answering the same three network calls
+        else:
+            self.net = _inference_copy(self.model, cfg, self.device) if optimize else self.model
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.cfg = cfg
@@ -149,6 +165,7 @@ class SiamRPNTracker(Tracker):
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: dict[int, torch.Tensor] = {}
         self._kernels: Kernels | None = None
+        self._prefetched: tuple[tuple[int, int | None, float | None], SearchResult] | None = None
         self.center_pos = np.zeros(2)
         self.size = np.zeros(2)
         self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -157,9 +174,7 @@ class SiamRPNTracker(Tracker):
 
     def _context_side(self) -> float:
         """Side of the template context square for the current size (before rounding)."""
-        w, h = self.size
-        pad = self.cfg.tracker.context_amount * (w + h)
-        return math.sqrt((w + pad) * (h + pad))
+        return search_sides(self.cfg, float(self.size[0]), float(self.size[1]))[0]
 
     def _grid(self, score_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(anchors as (4, N) float32 rows cx, cy, w, h; Hanning window (N,)) for a size."""
@@ -212,9 +227,11 @@ class SiamRPNTracker(Tracker):
         image: np.ndarray,
         instance_size: int | None = None,
         window_influence: float | None = None,
+        with_features: bool = True,
     ) -> SearchPatch:
         """Settings, crop and backbone features of one search: the part every RPN-family
-        search shares before its head (``instance_size``/``window_influence``: config's)."""
+        search shares before its head (``instance_size``/``window_influence``: config's).
+        Without ``with_features`` the patch holds the uint8 crop instead (for a batched pass)."""
         if self._kernels is None:
             raise RuntimeError(f"{self.name}: search() called before init()")
         t = self.cfg.tracker
@@ -223,9 +240,11 @@ class SiamRPNTracker(Tracker):
             raise ValueError(f"instance_size {inst} is smaller than the exemplar {t.exemplar_size}")
         wi = t.window_influence if window_influence is None else float(window_influence)
         t0 = time.perf_counter()
-        s_z = self._context_side()
-        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
+        s_z, s_x = search_sides(self.cfg, float(self.size[0]), float(self.size[1]), inst)
         patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        if not with_features:
+            timings = {"crop": time.perf_counter() - t0}
+            return SearchPatch(inst, wi, t.exemplar_size / s_z, region, patch, timings)
         with torch.inference_mode():
             x = self._to_tensor(patch)
             self._sync()
@@ -254,15 +273,38 @@ class SiamRPNTracker(Tracker):
         """Search ``image`` around the current target; the state is not changed.
 
         ``instance_size`` and ``window_influence`` default to the config's; a long-term
-        tracker passes its lost-mode values.
+        tracker passes its lost-mode values. A result handed in by :meth:`prefetch` for the
+        same frame and settings is returned instead of running the network again.
         """
+        pre, self._prefetched = self._prefetched, None
+        if pre is not None and pre[0] == (id(image), instance_size, window_influence):
+            return pre[1]
         sp = self._search_patch(image, instance_size, window_influence)
-        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
         with torch.inference_mode():
             t2 = time.perf_counter()
             cls, loc = self.net.rpn_head.track(self._kernels, sp.features)
             self._sync()
-            t3 = time.perf_counter()
+        sp.timings["head"] = time.perf_counter() - t2
+        return self.select(cls, loc, sp)
+
+    def prefetch(
+        self,
+        image: np.ndarray,
+        result: SearchResult,
+        instance_size: int | None = None,
+        window_influence: float | None = None,
+    ) -> None:
+        """Hand in the result of a search made elsewhere (a batched pass over several
+        targets) so the next ``search`` of ``image`` with these settings returns it: wrappers
+        such as the long-term tracker then run unchanged on batched network outputs."""
+        self._prefetched = ((id(image), instance_size, window_influence), result)
+
+    def select(self, cls: torch.Tensor, loc: torch.Tensor, sp: SearchPatch) -> SearchResult:
+        """The best proposal of one target's head outputs (batch 1): softmax, decoding,
+        scale/ratio penalty, window, argmax and size smoothing, as pysot does them."""
+        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
+        t3 = time.perf_counter()
+        with torch.inference_mode():
             expected = self._score_size_of(cls, inst)
             score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
             delta = loc.reshape(4, -1).cpu().numpy()
@@ -302,13 +344,14 @@ class SiamRPNTracker(Tracker):
                 f"{self.name}: the model produced non-finite outputs (score {best_score}); "
                 "are the weights valid?"
             )
-        sp.timings.update(head=t3 - t2, post=time.perf_counter() - t3)
+        sp.timings["post"] = time.perf_counter() - t3
         return result
 
     def reset(self) -> None:
         """Forget the target and its kernels; the next call must be ``init``."""
         super().reset()
         self._kernels = None
+        self._prefetched = None
 
     def _track(self, image: np.ndarray) -> TrackResult:
         res = self.search(image)
