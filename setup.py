@@ -39,6 +39,7 @@ setup(
         "console_scripts": [
             "siam-track = siam_core.cli.track:main",
             "siam-convert = siam_core.cli.convert:main",
+            "siam-export = siam_core.cli.export:main",
             "siam-tracker-node = siam_tracker_ros.node:main",
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",

@@ -19,6 +19,8 @@ import torch
 
 from siam_core.checkpoint import load_checkpoint
 from siam_core.config import Config, load_config
+from siam_core.deploy.cache import cached_export
+from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.dasiamrpn import OFFICIAL, OfficialSiamRPNTracker
@@ -42,11 +44,15 @@ def load_tracker(
     weights: str = "",
     device: str = "auto",
     long_term: Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    threads: int = 0,
 ) -> Tracker:
     """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
 
     ``long_term`` (a mapping, possibly empty) wraps it in the long-term state machine with the
     model config's settings (or the paper's), single fields replaced by the mapping's values.
+    ``backend`` ``onnxruntime`` or ``openvino`` runs the network as exported ONNX graphs
+    (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them).
     """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
@@ -59,7 +65,15 @@ def load_tracker(
         raise ValueError(f"model '{model}' named without weights: its network would be random")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
-    return build(model or None, weights, resolve_device(device), long_term)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        dev = resolve_device(device)
+    elif device in ("", "auto", "cpu"):
+        dev = "cpu"
+    else:
+        raise ValueError(f"backend '{backend}' runs on the CPU; use device=cpu (got {device!r})")
+    return build(model or None, weights, dev, long_term, backend, threads)
 
 
 def build(
@@ -67,13 +81,16 @@ def build(
     weights: str | Path | None = None,
     device: str = "cpu",
     long_term: Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    threads: int = 0,
 ) -> Tracker:
     """The tracker a config names, with its weights (a pysot, official DaSiamRPN or our file;
     ``model`` may be None for ours, whose config is embedded). Without weights the network
     keeps its random initialisation (useful for timing only).
 
     ``long_term`` (a mapping, possibly empty) forces the long-term state machine and replaces
-    single fields of its settings; long-term configs get it without asking.
+    single fields of its settings; long-term configs get it without asking. ``backend`` other
+    than ``torch`` runs the network as exported ONNX graphs (``load_tracker``).
     """
     cfg = load_config(model) if model is not None else None
     if weights is None:
@@ -82,11 +99,13 @@ def build(
         net = build_model(cfg)
     else:
         net, cfg = load_checkpoint(weights, cfg)
-    tracker = (
-        OfficialSiamRPNTracker(net, cfg, device=device)
-        if cfg.name in OFFICIAL
-        else SiamRPNTracker(net, cfg, device=device)
-    )
+    runtime = None
+    if backend != "torch":
+        if weights is None:
+            raise ValueError(f"backend '{backend}' exports a trained network: name the weights")
+        runtime = OnnxNet(cached_export(net, cfg, weights), backend, threads)
+    kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
+    tracker = kind(net, cfg, device=device, runtime=runtime)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))

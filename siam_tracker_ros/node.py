@@ -127,7 +127,8 @@ class TrackerLogic:
     def _load_model(self) -> None:
         params = self._params
         requested = params["device"]
-        self._device = resolve_device(requested)
+        # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
+        self._device = resolve_device(requested if params["backend"] == "torch" else "cpu")
         if requested in ("", "auto") and self._device == "cpu":
             self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
         long_term = None
@@ -137,7 +138,14 @@ class TrackerLogic:
                 ("leave_threshold", params["recover_threshold"]),
             )
             long_term = {key: value for key, value in chosen if value != -1.0}
-        self._tracker = load_tracker(params["model"], params["weights"], self._device, long_term)
+        self._tracker = load_tracker(
+            params["model"],
+            params["weights"],
+            self._device,
+            long_term,
+            backend=params["backend"],
+            threads=params["torch_threads"],
+        )
         self._worker = TrackingWorker(
             self._tracker,
             self._convert,

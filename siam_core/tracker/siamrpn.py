@@ -72,7 +72,8 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchPatch:
     """One search before its head: size, window influence, ``scale_z`` (model px per image
-    px), the image region searched, the backbone features and the crop/backbone timings."""
+    px), the image region searched, the backbone features (or the uint8 crop, when cropped
+    for a batched pass) and the crop/backbone timings."""
 
     size: int
     window: float
@@ -141,7 +142,9 @@ class SiamRPNTracker(Tracker):
     ``model``'s weights do not reach it.
 
     ``round_size`` rounds the template and search sides and ``round_origin`` the crop origins;
-    pysot (Python 3) rounds sides half to even and origins half up.
+    pysot (Python 3) rounds sides half to even and origins half up. ``runtime``
+    (``siam_core.deploy.runtime.OnnxNet``) replaces ``net`` by exported graphs in another
+    inference runtime; the tracker calls them exactly as it calls ``net``.
     """
 
     name = "siamrpn"
@@ -154,6 +157,7 @@ class SiamRPNTracker(Tracker):
         cfg: Config,
         device: str | torch.device = "cpu",
         optimize: bool = True,
+        runtime: Any = None,
     ) -> None:
         super().__init__()
         if cfg.anchor.num != model.anchor_num:
@@ -164,8 +168,9 @@ class SiamRPNTracker(Tracker):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         # channels-last lets oneDNN run the convolutions on CPU without layout conversions
-        self.channels_last = optimize and self.device.type == "cpu"
-        self.net = self.model
+        self.channels_last = optimize and self.device.type == "cpu" and runtime is None
+        # exported graphs (runtime) answer the same three network calls as the model
+        self.net = self.model if runtime is None else runtime
         if self.channels_last:
             self.net = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
         self.cfg = cfg
@@ -173,6 +178,7 @@ class SiamRPNTracker(Tracker):
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: dict[int, torch.Tensor] = {}
         self._kernels: Kernels | None = None
+        self._prefetched: tuple[tuple[int, int | None, float | None], SearchResult] | None = None
         self.center_pos = np.zeros(2)
         self.size = np.zeros(2)
         self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -231,6 +237,16 @@ class SiamRPNTracker(Tracker):
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
 
+    def patches(self, image: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+        """The exemplar and search crops (uint8) this tracker cuts for ``box`` of ``image``, the
+        real patch pair an ONNX export is checked on; the tracker is left uninitialised."""
+        self.init(image, box)
+        s_z = max(1, self.round_size(self._context_side()))
+        z, _ = self._crop(image, self.cfg.tracker.exemplar_size, s_z)
+        x = self._search_patch(image, with_features=False).features
+        self.reset()
+        return z, x
+
     def _crop(self, image: np.ndarray, out_size: int, side: int) -> tuple[np.ndarray, Box]:
         """The ``side`` square around the current centre, resized to ``out_size``."""
         return crop_patch(
@@ -242,9 +258,11 @@ class SiamRPNTracker(Tracker):
         image: np.ndarray,
         instance_size: int | None = None,
         window_influence: float | None = None,
+        with_features: bool = True,
     ) -> SearchPatch:
         """Settings, crop and backbone features of one search: the part every RPN-family
-        search shares before its head (``instance_size``/``window_influence``: config's)."""
+        search shares before its head (``instance_size``/``window_influence``: config's).
+        Without ``with_features`` the patch holds the uint8 crop instead (for a batched pass)."""
         if self._kernels is None:
             raise RuntimeError(f"{self.name}: search() called before init()")
         t = self.cfg.tracker
@@ -256,6 +274,9 @@ class SiamRPNTracker(Tracker):
         s_z = self._context_side()
         s_x = max(1, self.round_size(s_z * (inst / t.exemplar_size)))
         patch, region = self._crop(image, inst, s_x)
+        if not with_features:
+            timings = {"crop": time.perf_counter() - t0}
+            return SearchPatch(inst, wi, t.exemplar_size / s_z, region, patch, timings)
         with torch.inference_mode():
             x = self._to_tensor(patch)
             self._sync()
@@ -284,15 +305,38 @@ class SiamRPNTracker(Tracker):
         """Search ``image`` around the current target; the state is not changed.
 
         ``instance_size`` and ``window_influence`` default to the config's; a long-term
-        tracker passes its lost-mode values.
+        tracker passes its lost-mode values. A result handed in by :meth:`prefetch` for the
+        same frame and settings is returned instead of running the network again.
         """
+        pre, self._prefetched = self._prefetched, None
+        if pre is not None and pre[0] == (id(image), instance_size, window_influence):
+            return pre[1]
         sp = self._search_patch(image, instance_size, window_influence)
-        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
         with torch.inference_mode():
             t2 = time.perf_counter()
             cls, loc = self.net.rpn_head.track(self._kernels, sp.features)
             self._sync()
-            t3 = time.perf_counter()
+        sp.timings["head"] = time.perf_counter() - t2
+        return self.select(cls, loc, sp)
+
+    def prefetch(
+        self,
+        image: np.ndarray,
+        result: SearchResult,
+        instance_size: int | None = None,
+        window_influence: float | None = None,
+    ) -> None:
+        """Hand in the result of a search made elsewhere (a batched pass over several
+        targets) so the next ``search`` of ``image`` with these settings returns it: wrappers
+        such as the long-term tracker then run unchanged on batched network outputs."""
+        self._prefetched = ((id(image), instance_size, window_influence), result)
+
+    def select(self, cls: torch.Tensor, loc: torch.Tensor, sp: SearchPatch) -> SearchResult:
+        """The best proposal of one target's head outputs (batch 1): softmax, decoding,
+        scale/ratio penalty, window, argmax and size smoothing, as pysot does them."""
+        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
+        t3 = time.perf_counter()
+        with torch.inference_mode():
             expected = self._score_size_of(cls, inst)
             score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
             delta = loc.reshape(4, -1).cpu().numpy()
@@ -332,13 +376,14 @@ class SiamRPNTracker(Tracker):
                 f"{self.name}: the model produced non-finite outputs (score {best_score}); "
                 "are the weights valid?"
             )
-        sp.timings.update(head=t3 - t2, post=time.perf_counter() - t3)
+        sp.timings["post"] = time.perf_counter() - t3
         return result
 
     def reset(self) -> None:
         """Forget the target and its kernels; the next call must be ``init``."""
         super().reset()
         self._kernels = None
+        self._prefetched = None
 
     def _track(self, image: np.ndarray) -> TrackResult:
         res = self.search(image)

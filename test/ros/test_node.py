@@ -103,8 +103,8 @@ class Driver:
             assert time.monotonic() < deadline, f"{self.namespace}: timed out waiting for {what}"
             self.executor.spin_once(timeout_sec=0.02)
 
-    def wait_ready(self) -> None:
-        assert self.init_client.wait_for_service(timeout_sec=60.0), "tracker node did not start"
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.init_client.wait_for_service(timeout_sec=timeout), "tracker node did not start"
         self.spin_until(lambda: self.images.get_subscription_count() > 0, 20.0, "subscription")
 
     def status_for(self, msg: Image) -> TrackerStatus | None:
@@ -218,6 +218,33 @@ def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node,
     last = driver.status[-1]
     assert last.frames_received == last.frames_processed >= len(clip["frames"])
     assert last.frames_dropped == 0
+
+
+def test_onnxruntime_backend_reproduces_the_track_through_the_node(
+    ros_context, ros_env, start_node, clip, tmp_path
+) -> None:
+    """backend:=onnxruntime: the node exports the graphs on first use (into its cache) and
+    gives pysot's boxes, as the PyTorch backend does."""
+    ros_env["SIAM_TRACKER_CACHE"] = str(tmp_path / "cache")
+    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime")
+    driver = Driver(ros_context, "/onnx")
+    driver.wait_ready(timeout=120.0)
+    first = frame_msg(clip["frames"][0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(clip["init"], stamp=stamp).success
+    for k in range(1, 12):
+        msg = frame_msg(clip["frames"][k], k)
+        assert driver.step(msg).state == TrackerStatus.TRACKING
+        bbox = driver.detections_for(msg).detections[0].bbox
+        got = [
+            bbox.center.position.x - bbox.size_x / 2,
+            bbox.center.position.y - bbox.size_y / 2,
+            bbox.size_x,
+            bbox.size_y,
+        ]
+        np.testing.assert_allclose(got, clip["reference"][k]["bbox"], atol=0.5, err_msg=f"{k}")
+    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
 
 
 def test_bad_input_is_refused_and_the_node_keeps_serving(ros_context, start_node, clip) -> None:
