@@ -165,8 +165,7 @@ class SiamRPNTracker(Tracker):
         """(anchors as (4, N) float32 rows cx, cy, w, h; Hanning window (N,)) for a size."""
         if score_size not in self._grids:
             anchors = np.ascontiguousarray(anchor_grid(self.cfg.anchor, score_size).T)
-            hanning = np.hanning(score_size)
-            window = np.tile(np.outer(hanning, hanning).ravel(), self.cfg.anchor.num)
+            window = np.tile(cosine_window(score_size).ravel(), self.cfg.anchor.num)
             self._grids[score_size] = (anchors, window)
         return self._grids[score_size]
 
@@ -330,6 +329,12 @@ def clip_box(
         max(MIN_SIZE, min(width, iw)),
         max(MIN_SIZE, min(height, ih)),
     )
+
+
+def cosine_window(size: int) -> np.ndarray:
+    """The (size, size) Hann window every Siamese tracker blends into its scores (float64)."""
+    hanning = np.hanning(size)
+    return np.outer(hanning, hanning)
 
 
 def _change(r: np.ndarray) -> np.ndarray:
