@@ -50,9 +50,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     """Build a tracker from a factory or a spec string.
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
-    (``siamrpn::<weights>`` for our files, whose config is embedded)
-    (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
-    zero-argument builder.
+    or ``siamfc:<config>[:<weights>]`` (``siamrpn::<weights>`` for our files, whose config is
+    embedded; either prefix takes any family's config: ``siam_core.zoo.build_named_tracker``);
+    ``<module>:<function>`` for any zero-argument builder.
     """
     if callable(spec):
         tracker = spec()
@@ -71,15 +71,15 @@ def _tracker_from_string(spec: str) -> Tracker:
     if spec.upper() in BASELINES:
         return build_baseline(spec)
     head, _, rest = spec.partition(":")
-    if head == "siamrpn":
+    if head in ("siamrpn", "siamfc"):
         config, _, weights = rest.partition(":")
         if not config and not weights:
-            raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
+            raise ValueError(f"{head} spec needs a config: {head}:<config>[:<weights>]")
         try:
-            module = importlib.import_module("siam_core.tracker.siamrpn")
+            module = importlib.import_module("siam_core.zoo")
         except ImportError as exc:
-            raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
-        return module.build_tracker(config or None, weights or None)  # ours embed the config
+            raise ValueError(f"tracker spec {spec!r}: Siamese trackers unavailable: {exc}") from exc
+        return module.build_named_tracker(config or None, weights or None)  # ours embed it
     if rest:
         try:
             module = importlib.import_module(head)
@@ -90,8 +90,8 @@ def _tracker_from_string(spec: str) -> Tracker:
             raise ValueError(f"tracker spec {spec!r}: {head} has no {rest}")
         return builder()
     raise ValueError(
-        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>] "
-        "or <module>:<function>"
+        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>], "
+        "siamfc:<config>[:<weights>] or <module>:<function>"
     )
 
 

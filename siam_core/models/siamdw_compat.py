@@ -42,6 +42,11 @@ PRESETS = {
 }
 
 
+def is_siamdw_config(cfg: Config) -> bool:
+    """Whether a config is one of the SiamDW presets (official conventions apply)."""
+    return cfg.name in _all_presets()
+
+
 def is_official(state: Mapping[str, torch.Tensor]) -> bool:
     """Whether a (normalised) state dict uses SiamDW's key names."""
     return any(k.startswith("features.features.") for k in state)

@@ -65,15 +65,14 @@ def crop_rounded(
     out_size: int,
     crop_size: int,
     pad_value: tuple[float, float, float],
-) -> np.ndarray:
+) -> tuple[np.ndarray, Box]:
     """SiamDW's ``get_subwindow_tracking``: ``crop_patch`` with the crop's first pixel at
     ``round(c - (sz + 1) / 2)`` (half to even) instead of pysot's ``floor(... + 0.5)``."""
     half = (int(crop_size) + 1) / 2
     x0 = round(centre[0] - half)
     y0 = round(centre[1] - half)
     # crop_patch starts at floor(c' - half + 0.5); c' = x0 + half makes that exactly x0
-    patch, _ = crop_patch(image, (x0 + half, y0 + half), out_size, crop_size, pad_value)
-    return patch
+    return crop_patch(image, (x0 + half, y0 + half), out_size, crop_size, pad_value)
 
 
 def scale_pyramid(
@@ -88,16 +87,13 @@ def scale_pyramid(
     rounded = [round(float(s)) for s in sides]
     beta = out_size / rounded[0]
     search_side = round(beta * rounded[-1])
-    region = crop_rounded(image, centre, int(search_side), int(rounded[-1]), pad_value)
+    search, region = crop_rounded(image, centre, int(search_side), int(rounded[-1]), pad_value)
     middle = (1 + search_side) / 2
     patches = [
-        crop_rounded(region, (middle, middle), out_size, int(round(beta * side)), pad_value)
+        crop_rounded(search, (middle, middle), out_size, int(round(beta * side)), pad_value)[0]
         for side in rounded
     ]
-    side = float(rounded[-1])
-    x0 = round(centre[0] - (side + 1) / 2)
-    y0 = round(centre[1] - (side + 1) / 2)
-    return patches, (float(x0), float(y0), side, side)
+    return patches, region
 
 
 @dataclass
@@ -177,7 +173,9 @@ class SiamFCTracker(Tracker):
         scale_z = t.exemplar_size / s_z
         self.s_x = s_z + 2 * ((t.instance_size - t.exemplar_size) / 2 / scale_z)
         self.s_x_bounds = (0.2 * self.s_x, 5 * self.s_x)
-        patch = crop_rounded(image, self._centre(), t.exemplar_size, s_z, self.channel_average)
+        patch, _ = crop_rounded(
+            image, self._centre(), t.exemplar_size, s_z, self.channel_average
+        )
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_batch([patch]))
 
@@ -246,7 +244,9 @@ class SiamFCTracker(Tracker):
         low, high = self.s_x_bounds
         self.s_x = max(low, min(high, (1 - lr) * self.s_x + lr * resp.sides[best]))
         size = (1 - lr) * self.size + lr * (self.size * self.scales[best])
-        cx, cy, w, h = clip_box(pos[0], pos[1], size[0], size[1], image.shape)
+        cx, cy, w, h = (
+            float(v) for v in clip_box(pos[0], pos[1], size[0], size[1], image.shape)
+        )
         self.center_pos = np.array([cx, cy])
         self.size = np.array([w, h])
         score = 1.0 / (1.0 + math.exp(-min(max(float(maps[row, col, best]), -80.0), 80.0)))

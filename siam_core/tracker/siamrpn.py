@@ -199,12 +199,24 @@ class SiamRPNTracker(Tracker):
         # pysot assigns the float mean into a uint8 array: truncation
         self.channel_average = tuple(float(int(v)) for v in mean)
         exemplar = self.cfg.tracker.exemplar_size
-        patch, _ = crop_patch(image, self._centre(), exemplar, s_z, self.channel_average)
+        patch, _ = self._crop(image, exemplar, s_z)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_tensor(patch))
 
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
+
+    def _crop(self, image: np.ndarray, out_size: int, crop_size: int) -> tuple[np.ndarray, Box]:
+        """The ``crop_size`` square around the target, resized to ``out_size`` (pysot's
+        rounding of the crop origin; SiamDW's tracker overrides it with its own)."""
+        return crop_patch(image, self._centre(), out_size, crop_size, self.channel_average)
+
+    def _foreground(self, cls: torch.Tensor) -> np.ndarray:
+        """Foreground probability per anchor: softmax over pysot's 2k (background, foreground)
+        logits, or the sigmoid of SiamDW's one logit per anchor (``RPN_Up``, k channels)."""
+        if cls.shape[1] == self.cfg.anchor.num:
+            return torch.sigmoid(cls.reshape(-1)).cpu().numpy()
+        return torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
 
     def _search_patch(
         self,
@@ -224,7 +236,7 @@ class SiamRPNTracker(Tracker):
         t0 = time.perf_counter()
         s_z = self._context_side()
         s_x = max(1, round(s_z * (inst / t.exemplar_size)))
-        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        patch, region = self._crop(image, inst, s_x)
         with torch.inference_mode():
             x = self._to_tensor(patch)
             self._sync()
@@ -263,7 +275,7 @@ class SiamRPNTracker(Tracker):
             self._sync()
             t3 = time.perf_counter()
             expected = self._score_size_of(cls, inst)
-            score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
+            score = self._foreground(cls)
             delta = loc.reshape(4, -1).cpu().numpy()
 
         anchors, window = self._grid(expected)
