@@ -162,7 +162,9 @@ class TrackerConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
         if self.scale_num % 2 != 1:  # type: ignore[operator]
-            raise ValueError(f"tracker.scale_num must be odd (a centre scale), got {self.scale_num}")
+            raise ValueError(
+                f"tracker.scale_num must be odd (a centre scale), got {self.scale_num}"
+            )
         _check_float("scale_step", self.scale_step, 1.0, 2.0)
         _check_float("scale_penalty", self.scale_penalty, 0.0, 1.0)
         _check_float("scale_lr", self.scale_lr, 0.0, 1.0)

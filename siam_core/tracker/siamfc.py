@@ -90,7 +90,7 @@ def scale_pyramid(
     search, region = crop_rounded(image, centre, int(search_side), int(rounded[-1]), pad_value)
     middle = (1 + search_side) / 2
     patches = [
-        crop_rounded(search, (middle, middle), out_size, int(round(beta * side)), pad_value)[0]
+        crop_rounded(search, (middle, middle), out_size, round(beta * side), pad_value)[0]
         for side in rounded
     ]
     return patches, region
@@ -173,9 +173,7 @@ class SiamFCTracker(Tracker):
         scale_z = t.exemplar_size / s_z
         self.s_x = s_z + 2 * ((t.instance_size - t.exemplar_size) / 2 / scale_z)
         self.s_x_bounds = (0.2 * self.s_x, 5 * self.s_x)
-        patch, _ = crop_rounded(
-            image, self._centre(), t.exemplar_size, s_z, self.channel_average
-        )
+        patch, _ = crop_rounded(image, self._centre(), t.exemplar_size, s_z, self.channel_average)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_batch([patch]))
 
@@ -212,9 +210,7 @@ class SiamFCTracker(Tracker):
         timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
         return SiamFCResponse(maps_up, sides, region, timings)
 
-    def adjust_response(
-        self, response: np.ndarray, scale: int, resp: SiamFCResponse
-    ) -> np.ndarray:
+    def adjust_response(self, response: np.ndarray, scale: int, resp: SiamFCResponse) -> np.ndarray:
         """The chosen scale's map, ``(map - min) / sum``, just before the cosine window is
         blended in. Returns it unchanged; an online module overrides this to fuse its own
         confidence map (same shape) into it."""
@@ -244,9 +240,7 @@ class SiamFCTracker(Tracker):
         low, high = self.s_x_bounds
         self.s_x = max(low, min(high, (1 - lr) * self.s_x + lr * resp.sides[best]))
         size = (1 - lr) * self.size + lr * (self.size * self.scales[best])
-        cx, cy, w, h = (
-            float(v) for v in clip_box(pos[0], pos[1], size[0], size[1], image.shape)
-        )
+        cx, cy, w, h = (float(v) for v in clip_box(pos[0], pos[1], size[0], size[1], image.shape))
         self.center_pos = np.array([cx, cy])
         self.size = np.array([w, h])
         score = 1.0 / (1.0 + math.exp(-min(max(float(maps[row, col, best]), -80.0), 80.0)))
