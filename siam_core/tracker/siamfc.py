@@ -50,13 +50,7 @@ from siam_core.config import Config
 from siam_core.models.heads import Kernels
 from siam_core.models.model import SiameseFC
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
-from siam_core.tracker.siamrpn import (
-    _device,
-    _inference_copy,
-    clip_box,
-    cosine_window,
-    crop_patch,
-)
+from siam_core.tracker.siamrpn import clip_box, cosine_window, crop_patch, inference_network
 
 
 def crop_rounded(
@@ -130,15 +124,9 @@ class SiamFCTracker(Tracker):
             raise ValueError(
                 f"SiamFCTracker needs a SiamFC model and config; '{cfg.name}' is an RPN config"
             )
-        self.device = _device(device)
-        self.model = model.to(self.device).eval()
-        self.channels_last = optimize and self.device.type == "cpu"
-        if optimize:
-            self.net = _inference_copy(self.model, cfg, self.device)
-            if self.channels_last:
-                self.net = self.net.to(memory_format=torch.channels_last)
-        else:
-            self.net = self.model
+        self.device, self.model, self.net, self.channels_last = inference_network(
+            model, cfg, device, optimize
+        )
         self.cfg = cfg
         self.name = cfg.name
         t = cfg.tracker

@@ -137,13 +137,9 @@ class SiamRPNTracker(Tracker):
                 f"config '{cfg.name}' has {cfg.anchor.num} anchors, the model's head "
                 f"{model.anchor_num}"
             )
-        self.device = _device(device)
-        self.model = model.to(self.device).eval()
-        # channels-last lets oneDNN run the convolutions on CPU without layout conversions
-        self.channels_last = optimize and self.device.type == "cpu"
-        self.net = _inference_copy(self.model, cfg, self.device) if optimize else self.model
-        if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        self.device, self.model, self.net, self.channels_last = inference_network(
+            model, cfg, device, optimize
+        )
         self.cfg = cfg
         self.name = cfg.name
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -356,6 +352,21 @@ def _change(r: np.ndarray) -> np.ndarray:
 def _sz(w: Any, h: Any) -> Any:
     pad = (w + h) * 0.5
     return np.sqrt((w + pad) * (h + pad))
+
+
+def inference_network(
+    model: Any, cfg: Config, device: str | torch.device, optimize: bool
+) -> tuple[torch.device, Any, Any, bool]:
+    """(device, model in eval mode there, the network to run, channels-last?) for a tracker:
+    with ``optimize`` a BatchNorm-folded copy, channels-last on CPU (oneDNN then runs the
+    convolutions without layout conversions); else the model itself."""
+    dev = _device(device)
+    model = model.to(dev).eval()
+    channels_last = optimize and dev.type == "cpu"
+    net = _inference_copy(model, cfg, dev) if optimize else model
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return dev, model, net, channels_last
 
 
 def _inference_copy(model: SiameseRPN, cfg: Config, device: torch.device) -> SiameseRPN:

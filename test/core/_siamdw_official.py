@@ -39,50 +39,55 @@ def _crop1(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, 1:-1, 1:-1].contiguous()
 
 
-def incep22_features(sd: Tensors, x: torch.Tensor) -> torch.Tensor:
-    """Official ``Incep22`` (keys ``features.features.*``): conv1 7x7/2 unpadded, 3x3/2 pool,
-    layer1 = 3 ``InceptionM``, layer2 = InceptionM, 2x2/2 pool, 3 InceptionM (last no ReLU)."""
-    p = "features.features."
-    x = F.relu(_bn(sd, p + "bn1", _conv(sd, p + "conv1", x, stride=2)))
-    x = F.max_pool2d(x, 3, 2)
+def _two_stages(x: torch.Tensor, unit) -> torch.Tensor:
+    """The official wide networks' stages: 3 units in ``layer1``; in ``layer2`` one unit, the
+    2x2/2 max-pool at index 1, 3 more. ``unit(prefix, x, last)`` computes one unit."""
     for stage, count in (("layer1", 3), ("layer2", 5)):
         for i in range(count):
             if stage == "layer2" and i == 1:
                 x = F.max_pool2d(x, 2, 2)
-                continue
-            q = f"{p}{stage}.{i}."
-            relu = not (stage == "layer2" and i == count - 1)
-            b = F.relu(_bn(sd, q + "branch3x3.bn1", _conv(sd, q + "branch3x3.conv1", x)))
-            b = F.relu(_bn(sd, q + "branch3x3.bn2", _conv(sd, q + "branch3x3.conv2", b, padding=1)))
-            b = _bn(sd, q + "branch3x3.bn3", _conv(sd, q + "branch3x3.conv3", b))
-            s = _bn(sd, q + "branch1x1.bn", _conv(sd, q + "branch1x1.conv", x), eps=0.001)
-            if relu:
-                b, s = F.relu(b), F.relu(s)
-            x = _crop1(torch.cat([b, s], 1))
+            else:
+                last = stage == "layer2" and i == count - 1
+                x = unit(f"features.features.{stage}.{i}.", x, last)
     return x
+
+
+def incep22_features(sd: Tensors, x: torch.Tensor) -> torch.Tensor:
+    """Official ``Incep22`` (keys ``features.features.*``): conv1 7x7/2 unpadded, 3x3/2 pool,
+    ``InceptionM`` units (3x3 bottleneck and 1x1 branch, each ReLU'd unless last, concatenated,
+    cropped)."""
+
+    def unit(q: str, x: torch.Tensor, last: bool) -> torch.Tensor:
+        b = F.relu(_bn(sd, q + "branch3x3.bn1", _conv(sd, q + "branch3x3.conv1", x)))
+        b = F.relu(_bn(sd, q + "branch3x3.bn2", _conv(sd, q + "branch3x3.conv2", b, padding=1)))
+        b = _bn(sd, q + "branch3x3.bn3", _conv(sd, q + "branch3x3.conv3", b))
+        s = _bn(sd, q + "branch1x1.bn", _conv(sd, q + "branch1x1.conv", x), eps=0.001)
+        if not last:
+            b, s = F.relu(b), F.relu(s)
+        return _crop1(torch.cat([b, s], 1))
+
+    p = "features.features."
+    x = F.relu(_bn(sd, p + "bn1", _conv(sd, p + "conv1", x, stride=2)))
+    return _two_stages(F.max_pool2d(x, 3, 2), unit)
 
 
 def next22_features(sd: Tensors, x: torch.Tensor) -> torch.Tensor:
     """Official ``ResNeXt22``: conv0 7x7/2 unpadded (with bias), 3x3/2 pool, ``BasicBlock_C``
-    units (32 groups; BN on the sum), the 2x2/2 pool after layer2's first unit."""
+    units (32 groups; BN on the sum of body and shortcut)."""
+
+    def unit(q: str, x: torch.Tensor, last: bool) -> torch.Tensor:
+        b = F.relu(_bn(sd, q + "basic.bn1", _conv(sd, q + "basic.conv1_0", x)))
+        b = F.relu(
+            _bn(sd, q + "basic.bn2", _conv(sd, q + "basic.conv3_0", b, padding=1, groups=32))
+        )
+        b = _bn(sd, q + "basic.bn3", _conv(sd, q + "basic.conv1_1", b))
+        short = _conv(sd, q + "shortcut.0", x) if q + "shortcut.0.weight" in sd else x
+        out = _bn(sd, q + "bn0", b + short)
+        return _crop1(out if last else F.relu(out))
+
     p = "features.features."
-    x = F.max_pool2d(F.relu(_bn(sd, p + "bn0", _conv(sd, p + "conv0", x, stride=2))), 3, 2)
-    for stage, count in (("layer1", 3), ("layer2", 5)):
-        for i in range(count):
-            if stage == "layer2" and i == 1:
-                x = F.max_pool2d(x, 2, 2)
-                continue
-            q = f"{p}{stage}.{i}."
-            b = F.relu(_bn(sd, q + "basic.bn1", _conv(sd, q + "basic.conv1_0", x)))
-            b = _conv(sd, q + "basic.conv3_0", b, padding=1, groups=32)
-            b = F.relu(_bn(sd, q + "basic.bn2", b))
-            b = _bn(sd, q + "basic.bn3", _conv(sd, q + "basic.conv1_1", b))
-            short = _conv(sd, q + "shortcut.0", x) if q + "shortcut.0.weight" in sd else x
-            out = _bn(sd, q + "bn0", b + short)
-            if not (stage == "layer2" and i == count - 1):
-                out = F.relu(out)
-            x = _crop1(out)
-    return x
+    x = F.relu(_bn(sd, p + "bn0", _conv(sd, p + "conv0", x, stride=2)))
+    return _two_stages(F.max_pool2d(x, 3, 2), unit)
 
 
 def rpn_up(sd: Tensors, zf: torch.Tensor, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 from siam_core import zoo
 from siam_core.checkpoint import read_config, read_state_dict
 from siam_core.cli.convert import main as convert_main
+from siam_core.cli.track import main as track_main
 from siam_core.config import Config, load_config
 from siam_core.eval.runner import make_tracker
 from siam_core.models import siamdw_compat
@@ -291,3 +292,15 @@ def test_siamfc_config_validation() -> None:
     assert isinstance(model, SiameseFC)
     with pytest.raises(ValueError, match="SiamFC model and config"):
         SiamFCTracker(model, load_config("siamrpn_alex_dwxcorr"))
+
+
+def test_siam_track_runs_siamfcplus_with_official_weights(tmp_path: Path, reference: dict) -> None:
+    out = tmp_path / "t.json"
+    argv = [str(need(BAG)), "--model", "siamfcplus_ciresnet22_vot", "--weights", str(WEIGHTS)]
+    argv += ["--init", "315,140,112,112", "--out", str(out), "--max-frames", "3", "--quiet"]
+    assert track_main(argv) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "siamfcplus_ciresnet22_vot"
+    for got, exp in zip(doc["frames"][1:], reference["frames"][1:3], strict=True):
+        assert np.abs(np.subtract(got["box"], exp["bbox"])).max() < 0.5
+        assert 0.0 < got["score"] <= 1.0

@@ -57,6 +57,16 @@ def frame_msg(frame: np.ndarray, k: int) -> Image:
     return msg
 
 
+def xywh(bbox) -> list[float]:
+    """A ``BoundingBox2D`` as (x, y, w, h), top-left corner."""
+    return [
+        bbox.center.position.x - bbox.size_x / 2,
+        bbox.center.position.y - bbox.size_y / 2,
+        bbox.size_x,
+        bbox.size_y,
+    ]
+
+
 def key(header) -> tuple[int, int, str]:
     return header.stamp.sec, header.stamp.nanosec, header.frame_id
 
@@ -189,13 +199,7 @@ def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node,
         (detection,) = driver.detections_for(msg).detections
         assert key(detection.header) == key(msg.header)
         expected = clip["reference"][k]
-        bbox = detection.bbox
-        got = [
-            bbox.center.position.x - bbox.size_x / 2,
-            bbox.center.position.y - bbox.size_y / 2,
-            bbox.size_x,
-            bbox.size_y,
-        ]
+        got = xywh(detection.bbox)
         np.testing.assert_allclose(got, expected["bbox"], atol=0.5, err_msg=f"frame {k}")
         assert abs(detection.results[0].hypothesis.score - expected["best_score"]) < 1e-3
         assert detection.results[0].hypothesis.class_id == "target"
@@ -405,11 +409,5 @@ def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, star
         assert status.state == TrackerStatus.TRACKING
         assert status.model == "siamfcplus_ciresnet22_vot"
         (detection,) = driver.detections_for(msg).detections
-        bbox = detection.bbox
-        got = [
-            bbox.center.position.x - bbox.size_x / 2,
-            bbox.center.position.y - bbox.size_y / 2,
-            bbox.size_x,
-            bbox.size_y,
-        ]
+        got = xywh(detection.bbox)
         np.testing.assert_allclose(got, reference["frames"][k]["bbox"], atol=0.5, err_msg=f"{k}")
