@@ -104,7 +104,16 @@ def load_siamdw_model(
             if isinstance(source, str | Path)
             else normalize_state_dict(source, "SiamDW state dict")
         )
-        load_weights(model, official_to_ours(raw) if is_official(raw) else raw)
+        if is_official(raw):
+            arch = guess_architecture(raw)
+            if config.name in _all_presets() and config.name not in PRESETS[arch]:
+                raise ValueError(
+                    f"{source if isinstance(source, str | Path) else 'state dict'} is an "
+                    f"official {arch} checkpoint; name one of {list(PRESETS[arch])}, "
+                    f"not '{config.name}'"
+                )
+            raw = official_to_ours(raw)
+        load_weights(model, raw)
     return model.to(device).eval()
 
 

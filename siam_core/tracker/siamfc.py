@@ -39,8 +39,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -239,16 +237,3 @@ class SiamFCTracker(Tracker):
     def reset(self) -> None:
         super().reset()
         self._kernels = None
-
-
-def build_siamfc_tracker(
-    cfg: Config,
-    weights: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    **kwargs: Any,
-) -> SiamFCTracker:
-    """A SiamFC tracker from a SiamFC config and (ours or official SiamDW) weights."""
-    from siam_core.models.siamdw_compat import load_siamdw_model
-
-    model = load_siamdw_model(cfg, weights)
-    return SiamFCTracker(model, cfg, device=device, **kwargs)  # type: ignore[arg-type]

@@ -221,8 +221,12 @@ def test_pickled_official_checkpoints_load_only_as_tensors(tmp_path: Path) -> No
         pickle.dump({"state_dict": weights, "hook": print}, fh)
     with pytest.raises(ValueError, match="weights_only"):
         siamdw_compat.load_siamdw_model("siamfcplus_ciresnet22_vot", bad)
-    with pytest.raises(ValueError, match="missing keys"):
+    with pytest.raises(ValueError, match=r"official SiamFCRes22 checkpoint; name one of"):
         siamdw_compat.load_siamdw_model("siamfcplus_ciresnext22_vot", good)
+    with pytest.raises(ValueError, match="unexpected keys"):  # a config of our own, CIResNet-16
+        siamdw_compat.load_siamdw_model(
+            load_config("siamfcplus_ciresnet16").to_dict() | {"name": "mine"}, good
+        )
     with pytest.raises(ValueError, match="name the model"):
         siamdw_compat.load_siamdw_model(None, good)
 
