@@ -18,7 +18,9 @@ Schema::
               penalty_k: 0.16, window_influence: 0.40, lr: 0.30}
 
 Long-term configs add ``lost_instance_size``, ``confidence_low``, ``confidence_high`` and
-``lost_window_influence`` to ``tracker``.
+``lost_window_influence`` to ``tracker``. SiamFC-family configs (``head: XCorrHead``) replace
+``penalty_k`` and ``lr`` by ``scale_num``, ``scale_step``, ``scale_penalty``, ``scale_lr`` and
+``response_up`` (SiamDW's names, seeds-spec §6.6).
 """
 
 from __future__ import annotations
@@ -84,13 +86,22 @@ class ModelConfig:
         }
 
 
+# SiamFC-family settings (SiamDW ``FCConfig``, seeds-spec §6.6); a config that sets
+# ``scale_num`` is a SiamFC config and needs all of them, an RPN config none.
+_SIAMFC_KEYS = ("scale_num", "scale_step", "scale_penalty", "scale_lr", "response_up")
+_RPN_KEYS = ("penalty_k", "lr")
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
-    """SiamRPN inference hyperparameters (pysot ``cfg.TRACK``, seeds-spec §6.4-6.5)."""
+    """Inference hyperparameters: SiamRPN's (pysot ``cfg.TRACK``, seeds-spec §6.4-6.5) or, with
+    ``scale_num`` set, SiamFC's (SiamDW ``FCConfig``, §6.6): ``scale_num`` scales
+    ``scale_step ** (i - scale_num // 2)``, non-centre scales' peaks times ``scale_penalty``,
+    size damping ``scale_lr``, response upsampled ``response_up`` times."""
 
-    penalty_k: float
     window_influence: float
-    lr: float
+    penalty_k: float = 0.0
+    lr: float = 0.0
     exemplar_size: int = 127
     instance_size: int = 255
     base_size: int = 0
@@ -99,6 +110,16 @@ class TrackerConfig:
     confidence_low: float | None = None
     confidence_high: float | None = None
     lost_window_influence: float | None = None
+    scale_num: int | None = None
+    scale_step: float | None = None
+    scale_penalty: float | None = None
+    scale_lr: float | None = None
+    response_up: int | None = None
+
+    @property
+    def is_siamfc(self) -> bool:
+        """Whether these are SiamFC-family (multi-scale response map) settings."""
+        return self.scale_num is not None
 
     def __post_init__(self) -> None:
         for name in ("exemplar_size", "instance_size"):
@@ -132,6 +153,21 @@ class TrackerConfig:
             and self.confidence_low > self.confidence_high
         ):
             raise ValueError("tracker.confidence_low must not exceed tracker.confidence_high")
+        if self.is_siamfc:
+            self._check_siamfc()
+
+    def _check_siamfc(self) -> None:
+        for name in ("scale_num", "response_up"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+        if self.scale_num % 2 != 1:  # type: ignore[operator]
+            raise ValueError(
+                f"tracker.scale_num must be odd (a centre scale), got {self.scale_num}"
+            )
+        _check_float("scale_step", self.scale_step, 1.0, 2.0)
+        _check_float("scale_penalty", self.scale_penalty, 0.0, 1.0)
+        _check_float("scale_lr", self.scale_lr, 0.0, 1.0)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrackerConfig:
@@ -139,11 +175,25 @@ class TrackerConfig:
             raise ValueError(f"tracker must be a mapping, got {data!r}")
         fields = {f.name for f in dataclasses.fields(cls)}
         _reject_unknown("tracker", data, fields)
-        missing = [f.name for f in dataclasses.fields(cls) if _required(f) and f.name not in data]
+        siamfc = "scale_num" in data
+        required = ["window_influence", *(_SIAMFC_KEYS if siamfc else _RPN_KEYS)]
+        missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"tracker: missing required key(s) {missing}")
+        misplaced = [k for k in (_RPN_KEYS if siamfc else _SIAMFC_KEYS[1:]) if k in data]
+        if misplaced:
+            family = "SiamFC (scale_num set)" if siamfc else "RPN (no scale_num)"
+            raise ValueError(f"tracker: key(s) {misplaced} do not apply to a {family} config")
         kwargs = dict(data)
-        for name in ("penalty_k", "window_influence", "lr", "context_amount"):
+        for name in (
+            "penalty_k",
+            "window_influence",
+            "lr",
+            "context_amount",
+            "scale_step",
+            "scale_penalty",
+            "scale_lr",
+        ):
             if (
                 name in kwargs
                 and isinstance(kwargs[name], int)
@@ -153,11 +203,10 @@ class TrackerConfig:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-
-def _required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        skip = _RPN_KEYS if self.is_siamfc else ()
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if v is not None and k not in skip
+        }
 
 
 def _check_float(name: str, value: object, low: float, high: float) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from siam_core.checkpoint import load_checkpoint
+from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
 from siam_core.deploy.cache import cached_export
 from siam_core.deploy.runtime import BACKENDS, OnnxNet
@@ -84,15 +84,21 @@ def build(
     backend: str = "torch",
     threads: int = 0,
 ) -> Tracker:
-    """The tracker a config names, with its weights (a pysot, official DaSiamRPN or our file;
-    ``model`` may be None for ours, whose config is embedded). Without weights the network
-    keeps its random initialisation (useful for timing only).
+    """The tracker a config names, of any family, with its weights (a pysot, official
+    DaSiamRPN, official SiamDW or our file; ``model`` may be None for ours, whose config is
+    embedded). Without weights the network keeps its random initialisation (timing only).
+    SiamFC configs give a ``SiamFCTracker``, the SiamRPN+ presets SiamDW's RPN tracker.
 
     ``long_term`` (a mapping, possibly empty) forces the long-term state machine and replaces
     single fields of its settings; long-term configs get it without asking. ``backend`` other
     than ``torch`` runs the network as exported ONNX graphs (``load_tracker``).
     """
+    from siam_core.models.siamdw_compat import is_siamdw_config
+
     cfg = load_config(model) if model is not None else None
+    named = cfg if cfg is not None or weights is None else read_config(weights)
+    if named is not None and (named.tracker.is_siamfc or is_siamdw_config(named)):
+        return _build_siamdw(named, weights, device, long_term, backend)
     if weights is None:
         if cfg is None:
             raise ValueError("name a model config or a weights file")
@@ -106,6 +112,34 @@ def build(
         runtime = OnnxNet(cached_export(net, cfg, weights), backend, threads)
     kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
     tracker = kind(net, cfg, device=device, runtime=runtime)
+    if long_term is None and cfg.tracker.lost_instance_size is None:
+        return tracker
+    return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))
+
+
+def _build_siamdw(
+    cfg: Config,
+    weights: str | Path | None,
+    device: str,
+    long_term: Mapping[str, Any] | None,
+    backend: str,
+) -> Tracker:
+    """SiamDW's trackers: SiamFC+ (``SiamFCTracker``) and SiamRPN+ (``SiamDWRPNTracker``)."""
+    from siam_core.models.siamdw_compat import load_siamdw_model
+    from siam_core.tracker.siamdw import SiamDWRPNTracker
+    from siam_core.tracker.siamfc import SiamFCTracker
+
+    if backend != "torch":
+        raise ValueError(f"backend '{backend}': SiamDW models run on the torch backend only")
+    net = load_siamdw_model(cfg, weights)
+    if cfg.tracker.is_siamfc:
+        if long_term is not None:
+            raise ValueError(
+                f"long-term mode needs an RPN-family model; '{cfg.name}' is a SiamFC model "
+                "(its response map has no anchor scores to drive LOST/RECOVERED; see the README)"
+            )
+        return SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
+    tracker = SiamDWRPNTracker(net, cfg, device=device)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))

@@ -1,5 +1,6 @@
 """``siam-convert``: turn a pysot ``model.pth``, one of DaSiamRPN's official ``.model`` files
-(``--model dasiamrpn_vot|otb|big``) or any accepted checkpoint into our format.
+(``--model dasiamrpn_vot|otb|big``), an official SiamDW checkpoint or any accepted checkpoint
+into our format.
 
 Our format is safetensors with the model's config embedded, so the file alone rebuilds the
 model (``siam_core.checkpoint.load_checkpoint``). The written file is read back and compared
@@ -16,6 +17,7 @@ import torch
 
 from siam_core.checkpoint import load_checkpoint, read_config, read_state_dict, save_checkpoint
 from siam_core.config import list_configs, load_config
+from siam_core.models import siamdw_compat
 from siam_core.models.dasiamrpn_compat import to_our_keys
 
 
@@ -42,10 +44,19 @@ def convert(src: Path, dst: Path, model: str | None = None, fp16: bool = False) 
         raise ValueError(f"output must end in .safetensors, got {dst}")
     if dst.resolve() == src.resolve():
         raise ValueError("input and output are the same file")
-    net, cfg = load_checkpoint(src, load_config(model) if model else None)
+    cfg = load_config(model) if model else None
+    source = read_state_dict(src)
+    if siamdw_compat.is_official(source):  # SiamDW's key names: renamed to ours
+        cfg = cfg or read_config(src)
+        if cfg is None:
+            raise ValueError(f"{src} embeds no config; name the model with --model")
+        source = siamdw_compat.official_to_ours(source)
+        net = siamdw_compat.load_siamdw_model(cfg, src)
+    else:
+        net, cfg = load_checkpoint(src, cfg)
+        source = to_our_keys(source)
     save_checkpoint(net, cfg, dst, fp16=fp16)
     back, _ = load_checkpoint(dst)
-    source = to_our_keys(read_state_dict(src))
     tol = 1e-3 if fp16 else 0.0
     for key, value in back.state_dict().items():
         if key in source and value.is_floating_point():

@@ -45,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
             "--tracker",
             action="append",
             required=True,
-            help="MIL, KCF, CSRT, siamrpn:<config>[:<weights>] or "
-            "<module>:<function>; repeat for several; NAME=SPEC renames",
+            help="MIL, KCF, CSRT, siamrpn:<config>[:<weights>], siamfc:<config>[:<weights>] "
+            "or <module>:<function>; repeat for several; NAME=SPEC renames",
         )
         p.add_argument("--results", type=Path, default=Path("out/results"))
         p.add_argument("--sequences", nargs="+", help="only these sequences")
@@ -83,7 +83,7 @@ def _dataset(args: argparse.Namespace) -> Dataset:
 
 def _trackers(specs: list[str]) -> dict[str, str]:
     """``NAME=SPEC`` or ``SPEC``; the default name is the baseline's (``KCF``), the config of
-    a ``siamrpn:<config>`` spec, or the spec itself."""
+    a ``siamrpn:<config>`` / ``siamfc:<config>`` spec, or the spec itself."""
     out: dict[str, str] = {}
     for spec in specs:
         name, sep, value = spec.partition("=")
@@ -91,7 +91,7 @@ def _trackers(specs: list[str]) -> dict[str, str]:
             value = spec
             if spec.upper() in BASELINES:
                 name = spec.upper()
-            elif spec.startswith("siamrpn:"):
+            elif spec.startswith(("siamrpn:", "siamfc:")):
                 name = spec.split(":")[1]
             else:
                 name = spec.replace(":", ".")

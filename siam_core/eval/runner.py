@@ -50,10 +50,10 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     """Build a tracker from a factory or a spec string.
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
-    (``siamrpn::<weights>`` for our files, whose config is embedded; the tracker the config
-    names, long-term or DaSiamRPN's included: ``siam_core.zoo.build``), with ``@onnxruntime`` or
-    ``@openvino`` appended to run the exported graphs; ``<module>:<function>`` for any
-    zero-argument builder.
+    or ``siamfc:<config>[:<weights>]`` (``siamrpn::<weights>`` for our files, whose config is
+    embedded; either prefix takes any family's config, the tracker the config names:
+    ``siam_core.zoo.build``), with ``@onnxruntime`` or ``@openvino`` appended to run the
+    exported graphs; ``<module>:<function>`` for any zero-argument builder.
     """
     if callable(spec):
         tracker = spec()
@@ -73,14 +73,14 @@ def _tracker_from_string(spec: str) -> Tracker:
         return build_baseline(spec)
     spec, _, backend = spec.partition("@")
     head, _, rest = spec.partition(":")
-    if head == "siamrpn":
+    if head in ("siamrpn", "siamfc"):
         config, _, weights = rest.partition(":")
         if not config and not weights:
-            raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
+            raise ValueError(f"{head} spec needs a config: {head}:<config>[:<weights>]")
         try:
             module = importlib.import_module("siam_core.zoo")
         except ImportError as exc:
-            raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
+            raise ValueError(f"tracker spec {spec!r}: Siamese trackers unavailable: {exc}") from exc
         # ours embed the config; @<backend> runs the exported graphs
         return module.build(config or None, weights or None, backend=backend or "torch")
     if rest:
@@ -93,8 +93,8 @@ def _tracker_from_string(spec: str) -> Tracker:
             raise ValueError(f"tracker spec {spec!r}: {head} has no {rest}")
         return builder()
     raise ValueError(
-        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>] "
-        "or <module>:<function>"
+        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>], "
+        "siamfc:<config>[:<weights>] or <module>:<function>"
     )
 
 

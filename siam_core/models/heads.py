@@ -69,20 +69,22 @@ class XCorrHead(nn.Module):
     """SiamFC head: ``out_scale * (phi(z) * phi(x)) + bias``, a one-channel response map.
 
     Correlates the last feature level. ``out_scale`` keeps initial responses small (SiamFC /
-    SiamDW use 0.001 for AlexNet, 0.1 for CIR backbones, seeds-spec §4.1).
+    SiamDW use 0.001 for AlexNet, 0.1 for CIR backbones, seeds-spec §4.1). SiamDW's
+    ``Corr_Up`` has no bias (``bias: false``).
     """
 
-    def __init__(self, out_scale: float = 0.001) -> None:
+    def __init__(self, out_scale: float = 0.001, bias: bool = True) -> None:
         super().__init__()
         self.out_scale = float(out_scale)
-        self.bias = nn.Parameter(torch.zeros(1))
+        self.bias = nn.Parameter(torch.zeros(1)) if bias else None
 
     def template(self, zfs: Sequence[torch.Tensor]) -> Kernels:
         z = zfs[-1]
         return [z.reshape(-1, z.shape[1], z.shape[2], z.shape[3])]
 
     def track(self, kernels: Kernels, xfs: Sequence[torch.Tensor]) -> torch.Tensor:
-        return xcorr_fast(xfs[-1], kernels[0]) * self.out_scale + self.bias
+        out = xcorr_fast(xfs[-1], kernels[0]) * self.out_scale
+        return out if self.bias is None else out + self.bias
 
     def forward(self, zfs: Sequence[torch.Tensor], xfs: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.track(self.template(zfs), xfs)
@@ -97,19 +99,32 @@ class UPChannelRPN(nn.Module):
     ``template`` computes them once per target, not per frame.
     """
 
-    def __init__(self, anchor_num: int = 5, feature_in: int = 256) -> None:
+    def __init__(
+        self,
+        anchor_num: int = 5,
+        feature_in: int = 256,
+        out_channels: int | None = None,
+        cls_per_anchor: int = 2,
+    ) -> None:
+        """``out_channels`` (default ``feature_in``) is the kernels' width: SiamDW's SiamRPN+
+        lifts 512 backbone channels into 256-channel kernels; ``cls_per_anchor`` 1 gives its
+        one sigmoid logit per anchor (``RPN_Up``) instead of background/foreground logits."""
         super().__init__()
+        if cls_per_anchor not in (1, 2):
+            raise ValueError(f"UPChannelRPN cls_per_anchor must be 1 or 2, got {cls_per_anchor}")
         self.anchor_num = int(anchor_num)
-        cls_out, loc_out = 2 * self.anchor_num, 4 * self.anchor_num
-        self.template_cls_conv = nn.Conv2d(feature_in, feature_in * cls_out, kernel_size=3)
-        self.template_loc_conv = nn.Conv2d(feature_in, feature_in * loc_out, kernel_size=3)
-        self.search_cls_conv = nn.Conv2d(feature_in, feature_in, kernel_size=3)
-        self.search_loc_conv = nn.Conv2d(feature_in, feature_in, kernel_size=3)
+        width = int(out_channels or feature_in)
+        self.kernel_channels = width
+        cls_out, loc_out = cls_per_anchor * self.anchor_num, 4 * self.anchor_num
+        self.template_cls_conv = nn.Conv2d(feature_in, width * cls_out, kernel_size=3)
+        self.template_loc_conv = nn.Conv2d(feature_in, width * loc_out, kernel_size=3)
+        self.search_cls_conv = nn.Conv2d(feature_in, width, kernel_size=3)
+        self.search_loc_conv = nn.Conv2d(feature_in, width, kernel_size=3)
         self.loc_adjust = nn.Conv2d(loc_out, loc_out, kernel_size=1)
 
     def template(self, zfs: Sequence[torch.Tensor]) -> Kernels:
         z = _one_level(zfs, "UPChannelRPN")
-        channels = z.shape[1]
+        channels = self.kernel_channels
         cls_k = self.template_cls_conv(z)
         loc_k = self.template_loc_conv(z)
         # (B, N*C, h, w) -> (B*N, C, h, w): kernel n of sample b is channels n*C..(n+1)*C-1

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Importing the part modules fills the registries.
-from siam_core.models import alexnet, heads, mobilenet, resnet  # noqa: F401
+from siam_core.models import alexnet, cir, heads, mobilenet, resnet  # noqa: F401
 from siam_core.models import neck as _neck  # noqa: F401
 from siam_core.models.heads import Kernels
 from siam_core.registry import BACKBONES, HEADS, NECKS
@@ -67,10 +68,44 @@ class SiameseRPN(nn.Module):
         return self.track(x, self.template(z))
 
 
-def build_model(cfg: Any) -> SiameseRPN:
+class SiameseFC(nn.Module):
+    """Siamese network with a cross-correlation head (SiamFC, SiamFC+): one response channel.
+
+    The same ``template`` / ``track`` split as ``SiameseRPN``; ``track`` returns the
+    (B, 1, S, S) response map (the head's ``out_scale`` applied, no sigmoid).
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.backbone(x)
+        return [feats] if isinstance(feats, torch.Tensor) else list(feats)
+
+    def template(self, z: torch.Tensor) -> Kernels:
+        return self.head.template(self.features(_check_patch(z, "template patch")))
+
+    def track(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
+        """Response maps for search patches ``x``; several patches may share one template."""
+        feats = self.features(_check_patch(x, "search patch"))
+        if kernels[0].shape[0] == 1 and feats[-1].shape[0] > 1:
+            # one template, a batch of scales: one plain convolution, as SiamDW's Corr_Up does
+            # in eval mode (``0.1 * F.conv2d(x_f, z_f)``)
+            out = F.conv2d(feats[-1], kernels[0]) * self.head.out_scale
+            return out if self.head.bias is None else out + self.head.bias
+        return self.head.track(kernels, feats)
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.track(x, self.template(z))
+
+
+def build_model(cfg: Any) -> SiameseRPN | SiameseFC:
     """Build an (untrained) model from a ``Config``, a full config mapping or its ``model`` part.
 
-    Weights are loaded separately (``siam_core.checkpoint``).
+    A config whose tracker settings are SiamFC's (``scale_num``) gives a ``SiameseFC``, any
+    other an RPN ``SiameseRPN``. Weights are loaded separately (``siam_core.checkpoint``).
     """
     from siam_core.config import Config, ModelConfig
 
@@ -82,6 +117,11 @@ def build_model(cfg: Any) -> SiameseRPN:
         model_cfg = Config.from_dict(cfg).model if "model" in cfg else ModelConfig.from_dict(cfg)
     else:
         raise ValueError(f"build_model needs a Config or a mapping, got {type(cfg).__name__}")
+    if _is_siamfc(cfg):
+        head = HEADS.build(model_cfg.head)
+        if hasattr(head, "anchor_num") or not hasattr(head, "out_scale"):
+            raise ValueError(f"head '{model_cfg.head['type']}' is not a SiamFC correlation head")
+        return SiameseFC(BACKBONES.build(model_cfg.backbone), head)
     head = HEADS.build(model_cfg.head)
     if not hasattr(head, "anchor_num"):
         raise ValueError(f"head '{model_cfg.head['type']}' is not an RPN head")
@@ -90,6 +130,14 @@ def build_model(cfg: Any) -> SiameseRPN:
         neck=NECKS.build(model_cfg.neck) if model_cfg.neck is not None else None,
         rpn_head=head,
     )
+
+
+def _is_siamfc(cfg: Any) -> bool:
+    from siam_core.config import Config
+
+    if isinstance(cfg, Mapping) and "model" in cfg:
+        cfg = Config.from_dict(cfg)
+    return isinstance(cfg, Config) and cfg.tracker.is_siamfc
 
 
 @torch.no_grad()

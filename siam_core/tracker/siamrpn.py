@@ -165,14 +165,11 @@ class SiamRPNTracker(Tracker):
                 f"config '{cfg.name}' has {cfg.anchor.num} anchors, the model's head "
                 f"{model.anchor_num}"
             )
-        self.device = _device(device)
-        self.model = model.to(self.device).eval()
-        # channels-last lets oneDNN run the convolutions on CPU without layout conversions
-        self.channels_last = optimize and self.device.type == "cpu" and runtime is None
-        # exported graphs (runtime) answer the same three network calls as the model
-        self.net = self.model if runtime is None else runtime
-        if self.channels_last:
-            self.net = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
+        self.device, self.model, self.net, self.channels_last = inference_network(
+            model, cfg, device, optimize and runtime is None
+        )
+        if runtime is not None:  # exported graphs answering the same three network calls
+            self.net = runtime
         self.cfg = cfg
         self.name = cfg.name
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -195,8 +192,7 @@ class SiamRPNTracker(Tracker):
         """(anchors as (4, N) float32 rows cx, cy, w, h; Hanning window (N,)) for a size."""
         if score_size not in self._grids:
             anchors = np.ascontiguousarray(anchor_grid(self.cfg.anchor, score_size).T)
-            hanning = np.hanning(score_size)
-            window = np.tile(np.outer(hanning, hanning).ravel(), self.cfg.anchor.num)
+            window = np.tile(cosine_window(score_size).ravel(), self.cfg.anchor.num)
             self._grids[score_size] = (anchors, window)
         return self._grids[score_size]
 
@@ -252,6 +248,13 @@ class SiamRPNTracker(Tracker):
         return crop_patch(
             image, self._centre(), out_size, side, self.channel_average, self.round_origin
         )
+
+    def _foreground(self, cls: torch.Tensor) -> np.ndarray:
+        """Foreground probability per anchor: softmax over pysot's 2k (background, foreground)
+        logits, or the sigmoid of SiamDW's one logit per anchor (``RPN_Up``, k channels)."""
+        if cls.shape[1] == self.cfg.anchor.num:
+            return torch.sigmoid(cls.reshape(-1)).cpu().numpy()
+        return torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
 
     def _search_patch(
         self,
@@ -338,7 +341,7 @@ class SiamRPNTracker(Tracker):
         t3 = time.perf_counter()
         with torch.inference_mode():
             expected = self._score_size_of(cls, inst)
-            score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
+            score = self._foreground(cls)
             delta = loc.reshape(4, -1).cpu().numpy()
 
         anchors, window = self._grid(expected)
@@ -407,6 +410,12 @@ def clip_box(
     )
 
 
+def cosine_window(size: int) -> np.ndarray:
+    """The (size, size) Hann window every Siamese tracker blends into its scores (float64)."""
+    hanning = np.hanning(size)
+    return np.outer(hanning, hanning)
+
+
 def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1.0 / r)
 
@@ -414,6 +423,20 @@ def _change(r: np.ndarray) -> np.ndarray:
 def _sz(w: Any, h: Any) -> Any:
     pad = (w + h) * 0.5
     return np.sqrt((w + pad) * (h + pad))
+
+
+def inference_network(
+    model: Any, cfg: Config, device: str | torch.device, optimize: bool
+) -> tuple[torch.device, Any, Any, bool]:
+    """(device, model in eval mode there, the network to run, channels-last?) for a tracker:
+    with ``optimize`` on CPU a channels-last copy (oneDNN then runs the convolutions without
+    layout conversions); else the model itself. BatchNorm is not folded: folding changed
+    outputs by ~1e-4 and moved pysot parity (issue 10)."""
+    dev = _device(device)
+    model = model.to(dev).eval()
+    channels_last = optimize and dev.type == "cpu"
+    net = copy.deepcopy(model).to(memory_format=torch.channels_last) if channels_last else model
+    return dev, model, net, channels_last
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -162,13 +162,16 @@ class BackboneSchedule:
 
     ``train_layers`` are backbone module paths (``layer2``, ``features.11``); empty: all of it.
     ``train_bn: false`` keeps every backbone BatchNorm on its ImageNet statistics, which suits
-    small batches.
+    small batches. ``unfreeze_every`` N > 0 unfreezes ``train_layers`` one at a time, in the
+    listed order, one more every N epochs from ``unfreeze_epoch`` (SiamDW: one more CIR block
+    every 5 epochs, from the last block back).
     """
 
     train_layers: tuple[str, ...] = ()
     unfreeze_epoch: int = 0
     lr_mult: float = 0.1
     train_bn: bool = True
+    unfreeze_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,13 @@ class SolverConfig:
             raise ValueError("solver.warmup.epochs exceeds solver.epochs")
         if min(self.lr.start, self.lr.end, self.warmup.start_lr, self.warmup.end_lr) <= 0:
             raise ValueError("solver: learning rates must be positive")
+        if self.backbone.unfreeze_every < 0 or (
+            self.backbone.unfreeze_every and not self.backbone.train_layers
+        ):
+            raise ValueError(
+                "solver.backbone.unfreeze_every must be >= 0, and > 0 only with train_layers "
+                "(the order in which layers unfreeze)"
+            )
 
 
 @dataclass(frozen=True)

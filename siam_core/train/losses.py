@@ -50,8 +50,14 @@ def split_loc(loc: torch.Tensor) -> torch.Tensor:
 
 
 def cls_loss(cls: torch.Tensor, label: torch.Tensor, balance: bool = True) -> torch.Tensor:
-    """Softmax cross-entropy over anchors labelled 0 or 1; label -1 is ignored."""
-    logp = F.log_softmax(split_cls(cls).float(), dim=-1)
+    """Cross-entropy over anchors labelled 0 or 1; label -1 is ignored. ``cls`` holds 2k
+    softmax logits (pysot) or, with as many channels as ``label``, one sigmoid logit per
+    anchor (SiamDW's ``RPN_Up``) or per response cell (SiamFC's logistic loss, DW Eq. 2)."""
+    if cls.shape[1] == label.shape[1]:
+        x = cls.float()
+        logp = torch.stack([F.logsigmoid(-x), F.logsigmoid(x)], dim=-1)
+    else:
+        logp = F.log_softmax(split_cls(cls).float(), dim=-1)
     pos = label == 1
     neg = label == 0
     zero = logp.sum() * 0.0
@@ -134,3 +140,12 @@ def rpn_loss(
         total = total + cfg.iou_weight * out["iou"]
     out["total"] = total
     return out
+
+
+def response_loss(
+    response: torch.Tensor, label: torch.Tensor, cfg: LossConfig
+) -> dict[str, torch.Tensor]:
+    """SiamFC's logistic loss on the (B, 1, S, S) response, positives and negatives weighted
+    0.5 each when ``cls_balance`` (SiamDW ``_weighted_BCE``); ``total`` = cls_weight x it."""
+    cls = cls_loss(response, label, cfg.cls_balance)
+    return {"cls": cls, "total": cfg.cls_weight * cls}

@@ -119,6 +119,36 @@ class AnchorTargets:
         return int(np.clip(cx, 0, size - 1)), int(np.clip(cy, 0, size - 1))
 
 
+class ResponseTargets:
+    """SiamFC's logistic labels on the response map (DW Eq. 2): 1 on the cells within L1
+    distance ``radius`` of the cell holding the target centre, 0 elsewhere; negative pairs are
+    all 0 (SiamDW ``lib/dataset/siamfc.py``: ``_create_dynamic_logisticloss_label``, rPos 2
+    cells, block metric, the centre cell following the search shift). The loss balances the
+    two classes itself (``losses.cls_loss``), so ``weight`` stays 0 (no regression)."""
+
+    def __init__(self, score_size: int, search_size: int, stride: int, radius: int = 2) -> None:
+        self.score_size, self.search_size, self.stride = score_size, search_size, stride
+        self.radius = radius
+        mid = float(search_size // 2)
+        offsets = (np.arange(score_size) - score_size // 2) * stride + mid
+        cy, cx = np.meshgrid(offsets, offsets, indexing="ij")
+        side = np.full_like(cx, float(stride))
+        # (1, S, S, 4) cell centres as (cx, cy, w, h): the anchor-grid layout pair images use
+        self.anchors = np.stack([cx, cy, side, side], axis=-1)[None].astype(np.float32)
+
+    def __call__(self, box: np.ndarray, negative: bool, rng: np.random.Generator) -> AnchorLabels:
+        size = self.score_size
+        cls = np.zeros((1, size, size), dtype=np.int64)
+        if not negative:
+            mid = self.search_size // 2
+            col = size // 2 + round((box[0] + box[2]) / 2 - mid) // self.stride
+            row = size // 2 + round((box[1] + box[3]) / 2 - mid) // self.stride
+            yy, xx = np.mgrid[0:size, 0:size]
+            cls[0] = (np.abs(xx - col) + np.abs(yy - row)) <= self.radius
+        delta = np.zeros((4, 1, size, size), dtype=np.float32)
+        return AnchorLabels(cls, delta, np.zeros((1, size, size), dtype=np.float32))
+
+
 def _pick(indices: np.ndarray, keep: int, rng: np.random.Generator) -> np.ndarray:
     """At most ``keep`` of ``indices``, chosen uniformly without replacement."""
     if indices.size <= keep:

@@ -33,12 +33,12 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from siam_core.checkpoint import load_weights, read_state_dict, save_checkpoint
-from siam_core.models.model import SiameseRPN, build_model
+from siam_core.models.model import SiameseFC, SiameseRPN, build_model
 from siam_core.train.config import SolverConfig, TrainConfig
 from siam_core.train.data import build_sources
-from siam_core.train.losses import rpn_loss
+from siam_core.train.losses import response_loss, rpn_loss
 from siam_core.train.sampling import PairDataset
-from siam_core.train.targets import AnchorTargets
+from siam_core.train.targets import AnchorTargets, ResponseTargets
 
 # torchvision's ImageNet input normalisation (RGB, 0..1), folded into the stem when a backbone
 # initialised from torchvision weights is fed BGR 0..255 patches as every model here is.
@@ -142,13 +142,19 @@ class Trainer:
         self.device = device or torch.device("cpu")
         solver = cfg.solver
         torch.manual_seed(cfg.runtime.seed)
-        self.model: SiameseRPN = build_model(cfg.model)
+        self.model: SiameseRPN | SiameseFC = build_model(cfg.model)
         self._init_weights()
         self.model.to(self.device)
         self.score_size = self._score_size()
-        self.targets = AnchorTargets(
-            cfg.model.anchor, self.score_size, cfg.data.search_size, cfg.targets
-        )
+        self.targets: AnchorTargets | ResponseTargets
+        if isinstance(self.model, SiameseFC):  # SiamFC(+): logistic labels on the response
+            self.targets = ResponseTargets(
+                self.score_size, cfg.data.search_size, cfg.model.anchor.stride
+            )
+        else:
+            self.targets = AnchorTargets(
+                cfg.model.anchor, self.score_size, cfg.data.search_size, cfg.targets
+            )
         self.anchors = torch.from_numpy(np.moveaxis(self.targets.anchors, -1, 0).copy()).to(
             self.device
         )
@@ -201,8 +207,9 @@ class Trainer:
         with torch.no_grad():
             z = torch.zeros(1, 3, d.template_size, d.template_size, device=self.device)
             x = torch.zeros(1, 3, d.search_size, d.search_size, device=self.device)
-            cls, loc = self.model(z, x)
+            out = self.model(z, x)
         self.model.train(was)
+        cls, loc = out if isinstance(out, tuple) else (out, out)
         if cls.shape[-1] != cls.shape[-2] or loc.shape[-1] != cls.shape[-1]:
             raise RuntimeError(f"model outputs are not square maps: {tuple(cls.shape)}")
         return int(cls.shape[-1])
@@ -215,7 +222,10 @@ class Trainer:
         names = [n for n, _ in self.model.backbone.named_parameters()]
         if not sched.train_layers:
             return frozenset(names)
-        prefixes = tuple(f"{layer}." for layer in sched.train_layers)
+        layers = sched.train_layers
+        if sched.unfreeze_every:  # one more layer every unfreeze_every epochs, in listed order
+            layers = layers[: 1 + (epoch - sched.unfreeze_epoch) // sched.unfreeze_every]
+        prefixes = tuple(f"{layer}." for layer in layers)
         missing = [p[:-1] for p in prefixes if not any(n.startswith(p) for n in names)]
         if missing:
             children = sorted(n for n, _ in self.model.backbone.named_children())
@@ -333,16 +343,19 @@ class Trainer:
         z = batch["template"].to(dev, non_blocking=True).float()
         x = batch["search"].to(dev, non_blocking=True).float()
         with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.amp):
-            cls, loc = self.net(z, x)
-        losses = rpn_loss(
-            cls,
-            loc,
-            batch["label_cls"].to(dev),
-            batch["label_loc"].to(dev),
-            batch["label_weight"].to(dev),
-            self.cfg.loss,
-            self.anchors,
-        )
+            out = self.net(z, x)
+        if isinstance(self.model, SiameseFC):
+            losses = response_loss(out, batch["label_cls"].to(dev), self.cfg.loss)
+        else:
+            losses = rpn_loss(
+                out[0],
+                out[1],
+                batch["label_cls"].to(dev),
+                batch["label_loc"].to(dev),
+                batch["label_weight"].to(dev),
+                self.cfg.loss,
+                self.anchors,
+            )
         total = losses["total"]
         if not torch.isfinite(total):
             raise RuntimeError(f"loss is not finite at step {self.global_step}: {total.item()}")
@@ -424,7 +437,9 @@ class Trainer:
             self.writer.add_image("pair", pair_image(batch, self.targets), step, dataformats="HWC")
 
 
-def pair_image(batch: dict[str, torch.Tensor], targets: AnchorTargets, i: int = 0) -> np.ndarray:
+def pair_image(
+    batch: dict[str, torch.Tensor], targets: AnchorTargets | ResponseTargets, i: int = 0
+) -> np.ndarray:
     """RGB picture of pair ``i``: template beside search, target box green, positive anchor
     centres red and sampled negatives blue, so label assignment can be checked by eye."""
     z = batch["template"][i].permute(1, 2, 0).numpy().copy()

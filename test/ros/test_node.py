@@ -447,3 +447,34 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
         (detection,) = driver.detections_for(msg).detections
         got = detection_box(detection)
         np.testing.assert_allclose(got, local.track(clip["frames"][k]).box, atol=1e-3)
+
+
+def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, start_node) -> None:
+    """``model`` names a SiamFC+ preset and ``weights`` an official SiamDW file: the node tracks
+    with the SiamFC family and reproduces the official boxes (SiamDW parity reference)."""
+    ref_dir = SHARED / "parity" / "siamdw_siamfcres22"
+    if not (ref_dir / "weights.safetensors").exists() or not (SHARED / "bag.avi").exists():
+        pytest.skip(f"SiamDW parity reference or bag.avi absent under {SHARED}")
+    reference = json.loads((ref_dir / "reference.json").read_text())
+    capture = cv2.VideoCapture(str(SHARED / "bag.avi"))
+    frames = [capture.read()[1] for _ in range(4)]
+    start_node(
+        "/siamdw",
+        "model:=siamfcplus_ciresnet22_vot",
+        f"weights:={ref_dir / 'weights.safetensors'}",
+        "qos_reliability:=reliable",
+    )
+    driver = Driver(ros_context, "/siamdw")
+    driver.wait_ready()
+    first = frame_msg(frames[0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(reference["init"], stamp=stamp).success
+    for k in range(1, len(frames)):
+        msg = frame_msg(frames[k], k)
+        status = driver.step(msg, timeout=60.0)
+        assert status.state == TrackerStatus.TRACKING
+        assert status.model == "siamfcplus_ciresnet22_vot"
+        (detection,) = driver.detections_for(msg).detections
+        got = detection_box(detection)
+        np.testing.assert_allclose(got, reference["frames"][k]["bbox"], atol=0.5, err_msg=f"{k}")

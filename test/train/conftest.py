@@ -50,3 +50,13 @@ def frame_and_box(seq_root: Path, which: str, index: int = 0) -> tuple[np.ndarra
     image = cv2.imread(str(seq.frames[index]))
     assert image is not None
     return image, np.array([x, y, x + w, y + h], np.float32)
+
+
+def assert_same_weights(a, b) -> None:
+    """Two models hold bit-identical state (parameters and buffers), key by key."""
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), f"{key} differs after resume"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_model
+from conftest import assert_same_weights, tiny_model
 
 from siam_core.train.config import train_config_from_dict
 from siam_core.train.losses import rpn_loss
@@ -116,9 +116,7 @@ def test_resume_reproduces_the_next_steps(sequences, tmp_path: Path) -> None:
     resumed.fit()
     resumed.close()
     assert resumed.global_step == full.global_step == 8
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    assert_same_weights(full.model, resumed.model)
     for pa, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         sa, sb = full.optimizer.state.get(pa, {}), resumed.optimizer.state.get(pb, {})
         assert sa.keys() == sb.keys()

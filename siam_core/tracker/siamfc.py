@@ -1,0 +1,239 @@
+"""SiamFC / SiamFC+ inference, step for step as SiamDW's tracker does it (seeds-spec §6.6).
+
+Facts from researchmm/SiamDW ``lib/tracker/siamfc.py`` and ``lib/utils/utils.py``
+(``get_subwindow_tracking``, ``make_scale_pyramid``, ``cxy_wh_2_rect``) and
+``siamese_tracking/run_video.py``:
+
+* a box (x, y, w, h) is centred at (x + w / 2, y + h / 2); the reported box is
+  (max(0, cx - w / 2), max(0, cy - h / 2), w, h): x and y clipped at 0, w and h not;
+* template side ``s_z = round(sqrt((w + a(w+h)) (h + a(w+h))))``; search side
+  ``s_x = s_z + (instance - exemplar) / scale_z``, kept within [0.2, 5] x its first value;
+* a crop of side ``sz`` starts at ``round(c - (sz + 1) / 2)`` (Python 3 rounding, half to even);
+  outside pixels take the first frame's mean colour, truncated to uint8;
+* the scales ``s_x * scale_step ** (i - n // 2)`` are cut in two resampling steps: one crop at
+  the largest (rounded) side resized so that the smallest side maps to the instance size, then
+  each scale cropped from that region and resized (OpenCV bilinear);
+* the (S, S, n) responses are upsampled ``response_up`` times with OpenCV bicubic; the best
+  scale is the one whose maximum, times ``scale_penalty`` for non-centre scales, is largest;
+  its map, ``(map - min) / sum``, is blended with a Hann window normalised to sum 1;
+* the peak's offset from the map centre ``ceil(S * up / 2)`` moves the target by
+  ``offset * stride / up * s_x / instance``; ``s_x`` and the size are damped with
+  ``scale_lr``; the centre is clipped to the image, the size to [10, image size].
+
+The crop, clipping and window code is the RPN family's (``siam_core.tracker.siamrpn``). The
+arithmetic follows the official code's dtypes (float32 maps, float64 window), because the
+upsampled peak beats its neighbour by as little as 1e-6 relative (the parity reference's
+``peak_gap_rel``): a different summation order can move the box by one upsampled pixel.
+
+``TrackResult.score`` is the sigmoid of the chosen peak's upsampled response: the network is
+trained with a logistic loss on that response (DW Eq. 2), so it reads as a probability like the
+RPN family's foreground score (used by long-term mode; see the README for the thresholds).
+
+Hook for online modules (DROL's ``drol_siamfc_*``): :meth:`SiamFCTracker.responses` computes
+the upsampled maps of all scales; :meth:`SiamFCTracker.adjust_response` receives the chosen
+scale's normalised map just before the cosine window is blended in and may return a fused map.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from siam_core.config import Config
+from siam_core.models.heads import Kernels
+from siam_core.models.model import SiameseFC
+from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
+from siam_core.tracker.siamrpn import clip_box, cosine_window, crop_patch, inference_network
+
+
+def crop_rounded(
+    image: np.ndarray,
+    centre: tuple[float, float],
+    out_size: int,
+    crop_size: int,
+    pad_value: tuple[float, float, float],
+) -> tuple[np.ndarray, Box]:
+    """SiamDW's ``get_subwindow_tracking``: ``crop_patch`` with the crop's first pixel at
+    ``round(c - (sz + 1) / 2)`` (half to even) instead of pysot's ``floor(... + 0.5)``."""
+    half = (int(crop_size) + 1) / 2
+    x0 = round(centre[0] - half)
+    y0 = round(centre[1] - half)
+    # crop_patch starts at floor(c' - half + 0.5); c' = x0 + half makes that exactly x0
+    return crop_patch(image, (x0 + half, y0 + half), out_size, crop_size, pad_value)
+
+
+def scale_pyramid(
+    image: np.ndarray,
+    centre: tuple[float, float],
+    sides: np.ndarray,
+    out_size: int,
+    pad_value: tuple[float, float, float],
+) -> tuple[list[np.ndarray], Box]:
+    """SiamDW's ``make_scale_pyramid``: the patches of all scales (ascending ``sides``) and
+    the image region the largest one covers."""
+    rounded = [round(float(s)) for s in sides]
+    beta = out_size / rounded[0]
+    search_side = round(beta * rounded[-1])
+    search, region = crop_rounded(image, centre, int(search_side), int(rounded[-1]), pad_value)
+    middle = (1 + search_side) / 2
+    patches = [
+        crop_rounded(search, (middle, middle), out_size, round(beta * side), pad_value)[0]
+        for side in rounded
+    ]
+    return patches, region
+
+
+@dataclass
+class SiamFCResponse:
+    """One frame's multi-scale response: ``maps`` (U, U, n) float32 upsampled responses,
+    ``sides`` the n unrounded search sides, the region searched and stage timings."""
+
+    maps: np.ndarray
+    sides: np.ndarray
+    region: Box
+    timings: dict[str, float]
+
+
+class SiamFCTracker(Tracker):
+    """SiamFC-family tracker (SiamDW ``SiamFC``) on the ``Tracker`` API.
+
+    ``optimize`` folds BatchNorm into the convolutions and runs channels-last on CPU: faster,
+    but the different float32 rounding can move the box by one upsampled pixel (about 1 px)
+    where the official map has a near-tie, so it is off by default; the parity test runs the
+    default, and the benchmark measures both.
+    """
+
+    name = "siamfc"
+
+    def __init__(
+        self,
+        model: SiameseFC,
+        cfg: Config,
+        device: str | torch.device = "cpu",
+        optimize: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, SiameseFC) or not cfg.tracker.is_siamfc:
+            raise ValueError(
+                f"SiamFCTracker needs a SiamFC model and config; '{cfg.name}' is an RPN config"
+            )
+        self.device, self.model, self.net, self.channels_last = inference_network(
+            model, cfg, device, optimize
+        )
+        self.cfg = cfg
+        self.name = cfg.name
+        t = cfg.tracker
+        self.score_size = cfg.score_size()
+        up = self.score_size * int(t.response_up)  # type: ignore[operator]
+        window = cosine_window(up)
+        self.window = window / window.sum()
+        n = int(t.scale_num)  # type: ignore[arg-type]
+        self.scales = float(t.scale_step) ** (np.arange(n) - math.ceil(n // 2))  # type: ignore[arg-type]
+        self.scale_penalties = np.where(np.arange(n) == n // 2, 1.0, float(t.scale_penalty))  # type: ignore[arg-type]
+        self._kernels: Kernels | None = None
+        self.center_pos = np.zeros(2)
+        self.size = np.zeros(2)
+        self.s_x = 0.0
+        self.s_x_bounds = (0.0, 0.0)
+        self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def _to_batch(self, patches: list[np.ndarray]) -> torch.Tensor:
+        x = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float().to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _init(self, image: np.ndarray, box: Box) -> None:
+        x, y, w, h = box
+        t = self.cfg.tracker
+        self.center_pos = np.array([x + w / 2, y + h / 2])
+        self.size = np.array([w, h], dtype=np.float64)
+        mean = np.mean(image, axis=(0, 1))
+        self.channel_average = tuple(float(int(v)) for v in mean)
+        pad = t.context_amount * (w + h)
+        s_z = round(math.sqrt((w + pad) * (h + pad)))
+        s_z = max(1, s_z)
+        scale_z = t.exemplar_size / s_z
+        self.s_x = s_z + 2 * ((t.instance_size - t.exemplar_size) / 2 / scale_z)
+        self.s_x_bounds = (0.2 * self.s_x, 5 * self.s_x)
+        patch, _ = crop_rounded(image, self._centre(), t.exemplar_size, s_z, self.channel_average)
+        with torch.inference_mode():
+            self._kernels = self.net.template(self._to_batch([patch]))
+
+    def _centre(self) -> tuple[float, float]:
+        return float(self.center_pos[0]), float(self.center_pos[1])
+
+    def responses(self, image: np.ndarray) -> SiamFCResponse:
+        """Crop every scale around the current target and compute the upsampled responses;
+        the state is not changed."""
+        if self._kernels is None:
+            raise RuntimeError(f"{self.name}: responses() called before init()")
+        t = self.cfg.tracker
+        t0 = time.perf_counter()
+        sides = self.s_x * self.scales
+        patches, region = scale_pyramid(
+            image, self._centre(), sides, t.instance_size, self.channel_average
+        )
+        with torch.inference_mode():
+            x = self._to_batch(patches)
+            t1 = time.perf_counter()
+            out = self.net.track(x, self._kernels)
+            if out.shape[-1] != self.score_size or out.shape[-2] != self.score_size:
+                raise RuntimeError(
+                    f"{self.name}: response is {tuple(out.shape[-2:])}, the config expects "
+                    f"{self.score_size}x{self.score_size} for search size {t.instance_size}"
+                )
+            maps = out.reshape(len(patches), self.score_size, self.score_size)
+            maps = maps.permute(1, 2, 0).cpu().numpy()
+        t2 = time.perf_counter()
+        up = self.score_size * int(t.response_up)  # type: ignore[operator]
+        maps_up = cv2.resize(maps, (up, up), interpolation=cv2.INTER_CUBIC)
+        if maps_up.ndim == 2:  # one scale: OpenCV drops the channel axis
+            maps_up = maps_up[:, :, None]
+        timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
+        return SiamFCResponse(maps_up, sides, region, timings)
+
+    def adjust_response(self, response: np.ndarray, scale: int, resp: SiamFCResponse) -> np.ndarray:
+        """The chosen scale's map, ``(map - min) / sum``, just before the cosine window is
+        blended in. Returns it unchanged; an online module overrides this to fuse its own
+        confidence map (same shape) into it."""
+        return response
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        t = self.cfg.tracker
+        resp = self.responses(image)
+        t0 = time.perf_counter()
+        maps = resp.maps
+        # float32 maxima scaled in place, as the official code does (dtype matters for ties)
+        peaks = np.max(maps, axis=(0, 1))
+        peaks *= self.scale_penalties
+        best = int(np.argmax(peaks))
+        response = maps[..., best]
+        response = response - response.min()
+        response = response / response.sum()
+        response = self.adjust_response(response, best, resp)
+        wi = t.window_influence
+        response = (1 - wi) * response + wi * self.window
+        row, col = np.unravel_index(response.argmax(), response.shape)
+        up = int(t.response_up)  # type: ignore[arg-type]
+        centre_index = math.ceil(self.score_size * up / 2)
+        disp = (np.array([col, row]) - centre_index) * self.cfg.anchor.stride / up
+        pos = self.center_pos + disp * self.s_x / t.instance_size
+        lr = float(t.scale_lr)  # type: ignore[arg-type]
+        low, high = self.s_x_bounds
+        self.s_x = max(low, min(high, (1 - lr) * self.s_x + lr * resp.sides[best]))
+        size = (1 - lr) * self.size + lr * (self.size * self.scales[best])
+        cx, cy, w, h = (float(v) for v in clip_box(pos[0], pos[1], size[0], size[1], image.shape))
+        self.center_pos = np.array([cx, cy])
+        self.size = np.array([w, h])
+        score = 1.0 / (1.0 + math.exp(-min(max(float(maps[row, col, best]), -80.0), 80.0)))
+        resp.timings["post"] = time.perf_counter() - t0
+        box = (max(0.0, cx - w / 2), max(0.0, cy - h / 2), w, h)
+        return TrackResult(box, score, TrackState.TRACKING, resp.region, resp.timings)
+
+    def reset(self) -> None:
+        super().reset()
+        self._kernels = None
