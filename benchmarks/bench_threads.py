@@ -65,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"video not found: {args.video} (../shared/data/bag.avi)", file=sys.stderr)
         return 1
 
-    # (label, --threads value, OMP_WAIT_POLICY): the project's settings beside PyTorch's default
-    # (one thread per core) with OpenMP's own wait policy, which spins before it sleeps.
-    settings = [("auto", "auto", None)]
+    # (label, --threads value, OMP_WAIT_POLICY): the project's settings (siam_core sets PASSIVE)
+    # beside OpenMP's own default policy (an empty value: spin a while, then sleep) and ACTIVE
+    # (always spin), for every count above one, where the policy matters.
+    settings: list[tuple[str, str, str | None]] = [("auto", "auto", None)]
     settings += [(f"{n} thread(s)", str(n), None) for n in args.threads]
-    settings += [(f"{n} threads, OMP active", str(n), "ACTIVE") for n in args.threads if n > 1]
+    for n in (n for n in args.threads if n > 1):
+        settings.append((f"{n} threads, OpenMP default", str(n), ""))
+        settings.append((f"{n} threads, ACTIVE", str(n), "ACTIVE"))
     auto = auto_threads(env={})
     print(f"usable cores: {cores}; auto = {auto} thread(s); {args.frames} frames x {args.rounds}")
     print(f"load average before: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
