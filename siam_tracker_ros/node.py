@@ -373,6 +373,10 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     if "-h" in own or "--help" in own:
         print(usage(Path(argv[0]).name if argv else NODE_NAME))
         return 0
+    # PyTorch loads here, before the node is on the graph (not in the lifecycle's configure
+    # transition, whose caller waits for the answer); only --help goes without it.
+    import siam_core.zoo  # noqa: F401
+
     rclpy.init(args=args)
     try:
         node = node_class()
