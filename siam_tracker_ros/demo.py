@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--box x,y,w,h is needed for {args.clip} (the default box is vtest's)")
         args.box = ",".join(f"{v:g}" for v in BOX)
     try:
-        box = args.box
+        box = tuple(float(v) for v in args.box.split(","))
     except ValueError:
         box = ()
     if len(box) != 4:
