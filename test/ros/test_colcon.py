@@ -57,7 +57,7 @@ def test_colcon_builds_and_installs_the_package(tmp_path: Path) -> None:
     ]
     done = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-    assert "Summary: 1 package finished" in done.stdout, done.stdout[-3000:]
+    assert "Finished <<< siam_tracker_ros" in done.stdout, done.stdout[-3000:]
 
     prefix = ws / "install" / "siam_tracker_ros"
     share = prefix / "share" / "siam_tracker_ros"
