@@ -22,5 +22,11 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# Short speed measurements, side by side in one run (README: "CPU threads", "Trackers and
+# models"); they read ../shared/data/bag.avi.
+bench: setup
+	$(PY) benchmarks/bench_threads.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_track.py --threads 1
+
 clean:
 	rm -rf $(VENV) out .pytest_cache

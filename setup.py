@@ -43,6 +43,7 @@ setup(
             "siam-tracker-node = siam_tracker_ros.node:main",
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",
+            "siam-demo = siam_tracker_ros.demo:main",
             "siam-eval = siam_core.cli.eval:main",
             "siam-train = siam_core.cli.train:main",
             "siam-curate = siam_core.cli.curate:main",

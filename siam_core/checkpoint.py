@@ -14,6 +14,7 @@ precision files load as float32.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,6 +142,11 @@ def save_checkpoint(model: nn.Module, cfg: Config, path: str | Path, fp16: bool 
     }
     p = Path(path)
     save_file(tensors, str(p), metadata=meta)
+    # safetensors creates the file mode 0600; give it the permissions any new file gets (umask),
+    # so that a node running as another user can read the weights.
+    umask = os.umask(0)
+    os.umask(umask)
+    p.chmod(0o666 & ~umask)
     return p
 
 

@@ -114,6 +114,17 @@ def bbox_to_box(bbox: BoundingBox2D) -> tuple[float, float, float, float]:
     return bbox.center.position.x - w / 2.0, bbox.center.position.y - h / 2.0, w, h
 
 
+def describe_bbox(bbox: BoundingBox2D) -> str:
+    """A ``BoundingBox2D`` in both conventions, for messages: the tracker's errors speak of the
+    top-left (x, y, w, h) box, while the request named a centre and a size."""
+    x, y, w, h = bbox_to_box(bbox)
+    cx, cy = bbox.center.position.x, bbox.center.position.y
+    return (
+        f"centre ({cx:g}, {cy:g}), size {w:g} x {h:g}; "
+        f"as top-left x, y, w, h: ({x:g}, {y:g}, {w:g}, {h:g})"
+    )
+
+
 def stamp_ns(stamp: Any) -> int:
     """A ``builtin_interfaces/Time`` as integer nanoseconds (exact, unlike float seconds)."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

@@ -5,6 +5,8 @@ camera at its native rate (raw and JPEG), ``siam-tracker-node`` tracks with the 
 model, and this process calls ``init_target`` with the configured box on the first frame (by its
 stamp), records what crossed the graph into a rosbag2 file (mcap), and afterwards writes an
 annotated video and a CSV of detections. Outputs go to ``out/demo/``.
+
+Run it as ``make demo`` (which fetches the clip first) or ``.venv/bin/siam-demo``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -29,7 +32,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
 from siam_core.tracker import TrackState
-from siam_core.zoo import DEFAULT_WEIGHTS
 from siam_tracker_ros.bagtypes import typestore
 from siam_tracker_ros.conversions import box_to_bbox, stamp_ns
 from siam_tracker_ros.msg import TrackerStatus
@@ -39,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIP = Path(sys.prefix) / "share" / "siam-tracker-demo" / "vtest.avi"
 # The pedestrian walking on the right of vtest.avi's first frame (x, y, w, h).
 BOX = (642.0, 240.0, 40.0, 80.0)
+# The default model, named here rather than imported from siam_core.zoo (which loads PyTorch
+# and would slow down --help); test_demo checks that both name the same file.
+DEFAULT_WEIGHTS = ROOT / "siam_core" / "weights" / "default.safetensors"
 TOPICS = {
     "/image_raw/compressed": CompressedImage,
     "/detections": Detection2DArray,
@@ -49,12 +54,46 @@ TOPICS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=CLIP, help="video (default: vtest.avi)")
-    parser.add_argument("--box", default=",".join(f"{v:g}" for v in BOX), help="x,y,w,h")
+    parser.add_argument(
+        "--box",
+        help=f"target in the first frame, x,y,w,h (default for vtest.avi: "
+        f"{','.join(f'{v:g}' for v in BOX)}; needed for any other clip)",
+    )
+    parser.add_argument(
+        "--label",
+        help="class label of the target (default: person for vtest.avi's pedestrian, else "
+        "target); the node names the target <label>-<n>",
+    )
     parser.add_argument("--model", default="", help="default: the embedded default model")
-    parser.add_argument("--weights", default="")
+    parser.add_argument(
+        "--weights",
+        default="",
+        help="weights file for --model (.safetensors or pysot model.pth); default: the "
+        "embedded default model",
+    )
     parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "out" / "demo",
+        help="output folder, replaced on every run (default: out/demo in the repository)",
+    )
+    args = parser.parse_args(argv)
+    is_default_clip = args.clip == CLIP
+    if args.box is None:
+        if not is_default_clip:
+            parser.error(f"--box x,y,w,h is needed for {args.clip} (the default box is vtest's)")
+        args.box = ",".join(f"{v:g}" for v in BOX)
+    try:
+        box = tuple(float(v) for v in args.box.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        parser.error(f"--box must be four numbers x,y,w,h, got {args.box!r}")
+    args.box = box
+    if args.label is None:
+        args.label = "person" if is_default_clip else "target"
+    return args
 
 
 class Recorder:
@@ -96,7 +135,7 @@ def start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def run(args: argparse.Namespace) -> int:
-    box = tuple(float(v) for v in args.box.split(","))
+    box = args.box
     if not args.model and not args.weights and not DEFAULT_WEIGHTS.is_file():
         print(
             f"[demo] the embedded default model ({DEFAULT_WEIGHTS}) is not in this checkout yet: "
@@ -152,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             if init_future is None and images:
                 first = deserialize_message(images[0][1], CompressedImage)
                 request = InitTarget.Request(box=box_to_bbox(box), stamp=first.header.stamp)
-                request.label = "person"
+                request.label = args.label
                 init_future = client.call_async(request)
             if not reported and init_future is not None and init_future.done():
                 result = init_future.result()
@@ -170,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return summarise(recorder, args, out)
+
+
+def final_status(statuses: Iterable[TrackerStatus]) -> TrackerStatus:
+    """The last status the node published: the most frames processed (frames_received alone
+    ties when no frame arrived between the last two results)."""
+    return max(statuses, key=lambda s: (s.frames_processed, s.frames_received))
 
 
 def summarise(recorder: Recorder, args: argparse.Namespace, out: Path) -> int:
@@ -223,7 +268,7 @@ def summarise(recorder: Recorder, args: argparse.Namespace, out: Path) -> int:
                 ]
             )
     video.release()
-    last = max(statuses.values(), key=lambda s: s.frames_received)
+    last = final_status(statuses.values())
     latencies = np.array([s.latency_ms for s in statuses.values()])
     tracked = sum(s.state in (TrackState.TRACKING, TrackState.RECOVERED) for s in statuses.values())
     p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
@@ -234,6 +279,8 @@ def summarise(recorder: Recorder, args: argparse.Namespace, out: Path) -> int:
         f"{last.device}"
     )
     print(f"[demo] latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"[demo] measured on {os.cpu_count()} CPUs, load average (1, 5, 15 min): {load}")
     print(f"[demo] rosbag2 (mcap): {out / 'bag'}")
     print(f"[demo] annotated video: {out / 'tracked.mp4'}")
     print(f"[demo] detections CSV: {out / 'detections.csv'}")

@@ -22,14 +22,15 @@ loads the model on configure, subscribes on activate and releases the GPU on dea
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import cv2
 import rclpy
-import torch
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.context import Context
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.node import Node
@@ -38,12 +39,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
+from siam_core.threads import set_threads
 from siam_core.tracker import TrackState
-from siam_core.zoo import load_tracker, resolve_device
 from siam_tracker_ros.conversions import (
     bbox_to_box,
     bgr_to_image,
     box_to_bbox,
+    describe_bbox,
     message_to_bgr,
     stamp_ns,
 )
@@ -107,8 +109,8 @@ class TrackerLogic:
     def _configure(self) -> None:
         """Load the model and create publishers and services (no subscriptions yet)."""
         self._params = params = self._read_tracker_parameters()
-        if params["torch_threads"]:
-            torch.set_num_threads(params["torch_threads"])
+        threads = set_threads(params["torch_threads"])  # 0: auto (siam_core.threads)
+        self.get_logger().info(f"PyTorch CPU threads: {threads}")
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "status", 10)
@@ -125,6 +127,8 @@ class TrackerLogic:
         ]
 
     def _load_model(self) -> None:
+        from siam_core.zoo import load_tracker, resolve_device  # torch: not needed for --help
+
         params = self._params
         requested = params["device"]
         # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
@@ -183,6 +187,8 @@ class TrackerLogic:
             self._worker.stop()
             self._worker.reset()
         if self._device.startswith("cuda"):
+            import torch
+
             self._worker = self._tracker = None
             torch.cuda.empty_cache()
 
@@ -217,6 +223,8 @@ class TrackerLogic:
         ok, message, target_id = self._worker.init_target(
             bbox_to_box(request.box), stamp_ns(request.stamp), image, label
         )
+        if not ok:
+            message = f"{message} (box as sent: {describe_bbox(request.box)})"
         response.success, response.message, response.target_id = ok, message, target_id
         # rclpy loggers fix the severity per call site: one call per severity.
         if ok:
@@ -241,6 +249,8 @@ class TrackerLogic:
         ok, message, target_id = self._worker.init_target(
             bbox_to_box(msg.bbox), stamp_ns(msg.header.stamp), None, label
         )
+        if not ok:
+            message = f"{message} (box as sent: {describe_bbox(msg.bbox)})"
         if ok:
             self._announce_init(msg.bbox, None, label, target_id)
             self.get_logger().info(f"init_detection: {message}")
@@ -342,8 +352,53 @@ class LifecycleTrackerNode(TrackerLogic, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
 
+# How often the spinning thread re-checks that the context is still up (see run_executor).
+SHUTDOWN_POLL_S = 0.25
+
+
+def run_executor(executor: Executor, context: Context) -> None:
+    """Spin ``executor`` until ``context`` shuts down, with a bounded delay after a signal.
+
+    Why not ``executor.spin()``: rclpy's signal handling thread first triggers the executors'
+    signal guard conditions and only then shuts the contexts down (``rclpy/src/rclpy/
+    signal_handler.cpp``: ``trigger_guard_conditions(); rclpy::shutdown_contexts();``). An
+    executor woken by the guard can check ``context.ok()`` in between, see it still true, and go
+    back to an unbounded wait that nothing wakes again: the node then ignores that SIGTERM (a
+    second one ends it). SIGINT escapes by a KeyboardInterrupt; SIGTERM has no Python handler.
+    Waiting at most ``SHUTDOWN_POLL_S`` per round re-checks the context after every wake-up.
+    """
+    while context.ok():
+        executor.spin_once(timeout_sec=SHUTDOWN_POLL_S)
+
+
+def usage(prog: str) -> str:
+    """``--help``: how to start the node and its parameters (no ROS graph, no model loaded)."""
+    from siam_tracker_ros.params import PARAMETERS
+
+    lines = [
+        f"usage: {prog} [--ros-args -p NAME:=VALUE ... | --params-file FILE]",
+        "",
+        "The siam-tracker ROS 2 node: camera images in, vision_msgs detections and",
+        "siam_tracker_ros/TrackerStatus out (README: The ROS 2 node). Parameters:",
+        "",
+    ]
+    width = max(len(p.name) for p in PARAMETERS)
+    for p in PARAMETERS:
+        lines.append(f"  {p.name:<{width}}  {p.description} (default: {p.default!r})")
+    return "\n".join(lines)
+
+
 def spin(node_class: type, args: list[str] | None = None) -> int:
     """Run one tracker node until shutdown; a bad configuration exits with status 1."""
+    argv = sys.argv if args is None else args
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in own or "--help" in own:
+        print(usage(Path(argv[0]).name if argv else NODE_NAME))
+        return 0
+    # PyTorch loads here, before the node is on the graph (not in the lifecycle's configure
+    # transition, whose caller waits for the answer); only --help goes without it.
+    import siam_core.zoo  # noqa: F401
+
     rclpy.init(args=args)
     try:
         node = node_class()
@@ -354,7 +409,7 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
-        executor.spin()
+        run_executor(executor, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from siam_core.deploy import BACKENDS
+
 ParamValue = bool | int | float | str
 
 
@@ -34,11 +36,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
-    Param("torch_threads", 0, "CPU threads for PyTorch; 0 keeps PyTorch's default"),
+    Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)"),
 )
 DEFAULTS: dict[str, ParamValue] = {p.name: p.default for p in PARAMETERS}
 QOS_RELIABILITY = ("best_effort", "reliable")
-BACKENDS = ("torch", "onnxruntime", "openvino")  # siam_core.deploy.runtime.BACKENDS
 
 
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:

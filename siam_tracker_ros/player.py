@@ -29,6 +29,13 @@ def frame_stamp_ns(base_ns: int, index: int, fps: float) -> int:
     return base_ns + round(index * 1e9 / fps)
 
 
+def waiting_message(topic: str, present: int, wanted: int, waited: float) -> str:
+    """Why the player gave up waiting for its subscribers."""
+    if present == 0:
+        return f"no subscriber on {topic} after {waited:g} s (waited for {wanted})"
+    return f"only {present} of {wanted} subscribers on {topic} after {waited:g} s"
+
+
 def play(node: Node, args: argparse.Namespace) -> int:
     frames = FrameSource(args.source)
     fps = args.fps or frames.fps or 30.0
@@ -40,7 +47,14 @@ def play(node: Node, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.wait
     while publisher.get_subscription_count() < args.subscribers:
         if time.monotonic() > deadline:
-            node.get_logger().error(f"no subscriber on {publisher.topic_name} in {args.wait} s")
+            node.get_logger().error(
+                waiting_message(
+                    publisher.topic_name,
+                    publisher.get_subscription_count(),
+                    args.subscribers,
+                    args.wait,
+                )
+            )
             return 1
         rclpy.spin_once(node, timeout_sec=0.05)
     base_ns = int(args.stamp_base * 1e9) if args.stamp_base else node.get_clock().now().nanoseconds

@@ -9,7 +9,8 @@ Steps:
 1. create ``.venv`` with the interpreter running this script;
 2. pip-install ``requirements/*.txt`` and the project itself (editable, console scripts);
 3. build the interface packages with CMake into the venv: ``vendor/vision_msgs`` (unless a ROS
-   distribution already provides vision_msgs) and this repository's ``msg/``/``srv/``.
+   distribution already provides vision_msgs) and this repository's ``msg/``/``srv/``;
+4. install ``tcpdump`` with apt when running as root (the DDS no-leak capture test needs it).
 """
 
 from __future__ import annotations
@@ -113,6 +114,24 @@ def ensure_build_tools() -> None:
         f"missing build tools: {', '.join(missing)}. Install them "
         "(Debian/Ubuntu: sudo apt-get install cmake make g++) and run again."
     )
+
+
+def ensure_capture_tool() -> None:
+    """tcpdump lets a test prove that no DDS packet leaves loopback; install it as root.
+
+    Optional: without it (not root, no apt) that one test skips and says why.
+    """
+    if shutil.which("tcpdump") is not None:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("installing tcpdump with apt-get (the DDS no-leak capture test uses it)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "tcpdump"]
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            run(["apt-get", "update", "-qq"], env=env)
+            run(install, env=env)
+        return
+    log("tcpdump not found (sudo apt-get install tcpdump): the DDS capture test will skip")
 
 
 def pip_install() -> str:
@@ -270,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_venv()
     build_interfaces(pip_install())
     verify()
+    ensure_capture_tool()
     if args.demo:
         fetch_demo_clip()
     log(f"ready: {VENV.relative_to(ROOT)} ({time.monotonic() - started:.1f} s)")

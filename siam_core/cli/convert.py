@@ -13,9 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from siam_core.checkpoint import load_checkpoint, read_config, read_state_dict, save_checkpoint
 from siam_core.config import list_configs, load_config
 from siam_core.models import siamdw_compat
 from siam_core.models.dasiamrpn_compat import to_our_keys
@@ -40,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def convert(src: Path, dst: Path, model: str | None = None, fp16: bool = False) -> Path:
     """Convert ``src`` to ``dst``; raises ``ValueError`` on any mismatch."""
+    import torch  # here, not at the top: --help answers without loading PyTorch
+
+    from siam_core.checkpoint import load_checkpoint, read_config, read_state_dict, save_checkpoint
+
     if dst.suffix != ".safetensors":
         raise ValueError(f"output must end in .safetensors, got {dst}")
     if dst.resolve() == src.resolve():
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"siam-convert: error: {exc}", file=sys.stderr)
         return 1
+    from siam_core.checkpoint import read_config
+
     cfg = read_config(out)
     assert cfg is not None
     print(f"wrote {out} ({cfg.name}, {'fp16' if args.fp16 else 'fp32'})")

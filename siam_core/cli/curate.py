@@ -17,10 +17,6 @@ import os
 import sys
 from pathlib import Path
 
-from siam_core.train.config import SOURCE_TYPES, SourceConfig
-from siam_core.train.curate import curate
-from siam_core.train.data import open_source
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("out", help="output folder for the crops and the JSON annotation")
     parser.add_argument(
-        "--type", required=True, choices=[t for t in SOURCE_TYPES if t != "pysot_crops"]
+        "--type",
+        required=True,
+        help="source type: sequences, coco or images (checked after "
+        "parsing against siam_core.train.config.SOURCE_TYPES, which loads PyTorch)",
     )
     parser.add_argument("--root", default="", help="data set root (or image folder)")
     parser.add_argument("--anno", default="", help="COCO-style instances JSON (--type coco)")
@@ -54,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Imported after parsing: they load PyTorch, which --help does not need.
+    from siam_core.train.config import SOURCE_TYPES, SourceConfig
+    from siam_core.train.curate import curate
+    from siam_core.train.data import open_source
+
+    types = [t for t in SOURCE_TYPES if t != "pysot_crops"]
+    if args.type not in types:
+        parser.error(f"argument --type: invalid choice: {args.type!r} (choose from {types})")
     try:
         src = SourceConfig(
             type=args.type,

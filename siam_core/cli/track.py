@@ -11,7 +11,9 @@ one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--mo
 left out when the weights file is one of ours (config embedded); with neither, the embedded
 default model is used (``siam_core.zoo``, shared with the ROS node). The config decides the
 tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official DaSiamRPN
-conventions.
+conventions. Frame 0 is the given box with state ``INIT`` and score null. Heavy modules
+(torch, OpenCV) load after the arguments are parsed, so ``--help`` and argument errors answer
+at once.
 """
 
 from __future__ import annotations
@@ -24,17 +26,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-import torch
-from tqdm import tqdm
+from siam_core.deploy import BACKENDS
+from siam_core.threads import AUTO, set_threads
 
-from siam_core import zoo
-from siam_core.data.sequences import load_sequence
-from siam_core.deploy.runtime import BACKENDS
-from siam_core.io.frames import FrameSource
-from siam_core.tracker.base import TrackState
+if TYPE_CHECKING:
+    import numpy as np
 
 _VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 
@@ -65,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--save-video", type=Path, help="write an annotated video here")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda[:N]")
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument(
+        "--threads",
+        default=AUTO,
+        help="CPU threads for PyTorch: auto (default: OMP_NUM_THREADS if set, else 1 on <= 2 "
+        "cores, else half the cores up to 4) or a number",
+    )
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -82,6 +85,9 @@ def _open_source(
     source: Path, init: tuple[float, float, float, float] | None
 ) -> tuple[Iterable[np.ndarray], int, float | None, tuple[float, float, float, float]]:
     """(frames, frame count, fps, initial box) of a video, sequence folder or frame folder."""
+    from siam_core.data.sequences import load_sequence
+    from siam_core.io.frames import FrameSource
+
     if source.is_dir() or source.suffix == ".txt":
         try:
             seq = load_sequence(source)
@@ -102,6 +108,8 @@ def _open_source(
 
 
 def _draw(frame: np.ndarray, box: tuple[float, ...], score: float | None) -> np.ndarray:
+    import cv2
+
     out = frame.copy()
     x, y, w, h = box
     cv2.rectangle(out, (round(x), round(y)), (round(x + w), round(y + h)), (0, 255, 0), 2)
@@ -124,17 +132,19 @@ def run(args: argparse.Namespace) -> dict:
             raise ValueError(f"output folder does not exist: {target.parent}")
     if args.save_video is not None and args.save_video.suffix.lower() not in _VIDEO_CODECS:
         raise ValueError(f"--save-video must end in one of {sorted(_VIDEO_CODECS)}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args.threads)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be >= 1")
+    import cv2
+    from tqdm import tqdm
+
+    from siam_core import zoo
+
     frames, count, fps, init = _open_source(args.source, args.init)
     weights = str(args.weights) if args.weights is not None else ""
     device = "cpu" if args.backend != "torch" and args.device == "auto" else args.device
     tracker = zoo.load_tracker(
-        args.model or "", weights, device, backend=args.backend, threads=args.threads or 0
+        args.model or "", weights, device, backend=args.backend, threads=threads
     )
     total = min(count, args.max_frames) if args.max_frames else count
     writer = None
@@ -152,18 +162,18 @@ def run(args: argparse.Namespace) -> dict:
         ):
             if index == 0:
                 tracker.init(frame, init)
-                box, score, state = tuple(float(v) for v in init), None, TrackState.TRACKING
+                box, score, state = tuple(float(v) for v in init), None, "INIT"
             else:
                 start = time.perf_counter()
                 result = tracker.track(frame)
                 times.append(time.perf_counter() - start)
-                box, score, state = result.box, result.score, result.state
+                box, score, state = result.box, result.score, result.state.name
             records.append(
                 {
                     "frame": index,
                     "box": [round(v, 3) for v in box],
                     "score": score,
-                    "state": state.name,
+                    "state": state,
                 }
             )
             if args.save_video is not None:
@@ -184,8 +194,10 @@ def run(args: argparse.Namespace) -> dict:
         "model": tracker.cfg.name,
         "weights": weights or str(zoo.DEFAULT_WEIGHTS),
         "device": str(tracker.device),
+        "threads": threads,
         "init": list(init),
         "box_format": "x, y, w, h (0-based pixels, top-left corner)",
+        "states": "frame 0: INIT (the given box, no score); then TRACKING, LOST or RECOVERED",
         "median_track_ms": round(1000 * statistics.median(times), 3) if times else None,
         "frames": records,
     }
@@ -202,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     n = len(doc["frames"])
     print(f"tracked {n} frames with {doc['model']} -> {args.out}", file=sys.stderr)
+    if args.save_video is not None:
+        print(f"annotated video -> {args.save_video}", file=sys.stderr)
     return 0
 
 

@@ -4,3 +4,6 @@
 Runtime or OpenVINO through the same ``template`` / ``features`` / ``rpn_head.track`` calls the
 tracker makes on its PyTorch network, so the tracker logic stays one piece of code.
 """
+
+# The network runtimes a tracker can use; here, free of heavy imports, for fast --help.
+BACKENDS = ("torch", "onnxruntime", "openvino")

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from siam_core.deploy import BACKENDS
 from siam_core.deploy.export import head_file, read_manifest
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
+__all__ = ["BACKENDS", "OnnxNet"]
 
 
 def _missing(package: str, backend: str) -> RuntimeError:

@@ -226,8 +226,16 @@ class OPECurves:
     ious: np.ndarray
 
 
-def ope_curves(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = None) -> OPECurves:
-    """Per-sequence OPE curves under the OTB/LaSOT toolkit rules (module docstring)."""
+def ope_curves(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    absent: np.ndarray | None = None,
+    select: np.ndarray | None = None,
+) -> OPECurves:
+    """Per-sequence OPE curves under the OTB/LaSOT toolkit rules (module docstring).
+
+    ``select`` (a frame mask) scores only those frames, after the rules that look along the
+    sequence (first frame, invalid results) were applied: a per-frame attribute (VOT tags)."""
     pred, gt = _as_boxes(pred, "results").copy(), _as_boxes(gt, "ground truth")
     if len(pred) != len(gt):
         raise ValueError(f"results have {len(pred)} rows, ground truth {len(gt)}")
@@ -239,6 +247,11 @@ def ope_curves(pred: np.ndarray, gt: np.ndarray, absent: np.ndarray | None = Non
             pred[i] = pred[i - 1]
     pred[0] = gt[0]
     keep = np.ones(n, dtype=bool) if absent is None else ~np.asarray(absent, dtype=bool)
+    if select is not None:
+        select = np.asarray(select, dtype=bool)
+        pred, gt, keep, n = pred[select], gt[select], keep[select], int(select.sum())
+        if n == 0:
+            raise ValueError("select names no frame")
     p, g = pred[keep], gt[keep]
     with np.errstate(invalid="ignore"):
         valid = (g > 0).all(axis=1)

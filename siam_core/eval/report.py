@@ -24,6 +24,7 @@ from siam_core.eval.runner import (
     confidence_path,
     read_box_results,
     read_confidences,
+    read_provenance,
     read_times,
     read_vot_results,
     result_paths,
@@ -64,6 +65,8 @@ class Evaluation:
     per_attribute: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     eao_interval: tuple[int, int] | None = None
+    # Sequences that have neither sequence attributes (OTB) nor per-frame tags (VOT, LaSOT, NfS).
+    without_attributes: list[str] = field(default_factory=list)
 
 
 def _fps(times: np.ndarray | None) -> float:
@@ -111,8 +114,19 @@ def evaluate(
     protocol = dataset.protocol
     interval = eao_interval or dataset.eao_interval
     ev = Evaluation(dataset.name, protocol, list(trackers), eao_interval=interval)
+    ev.without_attributes = [
+        name
+        for name, seq in seqs.items()
+        if not seq.attributes and not any(np.any(flags) for flags in seq.tags.values())
+    ]
     for tracker in trackers:
         folder = tracker_folder(Path(results_dir), dataset, tracker)
+        recorded = read_provenance(folder)
+        if recorded is not None and recorded.get("max_frames") != max_frames:
+            raise ValueError(
+                f"{folder} holds results of a run with --max-frames {recorded.get('max_frames')}; "
+                f"report them with the same --max-frames (asked: {max_frames})"
+            )
         scorer = {
             "ope": _score_ope,
             "vot": _score_vot,
@@ -135,12 +149,18 @@ def _score_ope(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
     curves: dict[str, M.OPECurves] = {}
     times: dict[str, np.ndarray | None] = {}
     per_seq: dict[str, dict[str, float]] = {}
+    tagged: dict[str, list[M.OPECurves]] = {}  # per-frame tags: curves over the tagged frames
     for name, seq in seqs.items():
         _require_ground_truth(seq, "benchmark's evaluation")
         result, time_file = result_paths("ope", folder, name)
         boxes = read_box_results(result, len(seq))
         times[name] = read_times(time_file, len(seq))
         curves[name] = M.ope_curves(boxes, seq.gt, seq.absent)
+        for tag, flags in seq.tags.items():
+            flags = np.asarray(flags, bool)
+            if flags.any():
+                tag_curves = M.ope_curves(boxes, seq.gt, seq.absent, select=flags)
+                tagged.setdefault(tag, []).append(tag_curves)
         per_seq[name] = {
             **_ope_scalars(M.ope_summary([curves[name]])),
             "fps": _fps(times[name]),
@@ -160,10 +180,13 @@ def _score_ope(ev: Evaluation, tracker: str, folder: Path, seqs: dict[str, Seque
     for name, seq in seqs.items():
         for attr in seq.attributes:
             attrs.setdefault(attr, []).append(name)
-    ev.per_attribute[tracker] = {
+    rows = {
         attr: {**_ope_scalars(M.ope_summary([curves[n] for n in members])), "n": len(members)}
-        for attr, members in sorted(attrs.items())
+        for attr, members in attrs.items()
     }
+    for tag, tag_curves in tagged.items():  # a name used by both: the whole sequences win
+        rows.setdefault(tag, {**_ope_scalars(M.ope_summary(tag_curves)), "n": len(tag_curves)})
+    ev.per_attribute[tracker] = dict(sorted(rows.items()))
 
 
 def _ope_scalars(summary: dict) -> dict[str, float]:
@@ -394,6 +417,18 @@ def write_report(ev: Evaluation, out_dir: str | Path, title: str | None = None) 
     parts += ["## Per sequence", "", _sequence_table(ev), ""]
     if attr_table:
         parts += ["## Per attribute", "", attr_table, ""]
+        if ev.protocol == "ope":
+            parts += [
+                "OTB attributes score whole sequences; per-frame tags (VOT, LaSOT, NfS) score "
+                "only the frames they flag. `n`: sequences.",
+                "",
+            ]
+    if ev.without_attributes:
+        parts += [
+            "Sequences with no attribute or tag (in no per-attribute row): "
+            + ", ".join(ev.without_attributes),
+            "",
+        ]
     if plots:
         parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     md = out / "report.md"

@@ -15,11 +15,18 @@ Sequences run in parallel processes; every process builds its own tracker from a
 factory (a zero-argument callable, or a tracker spec string such as ``KCF``). A sequence
 whose result file exists is skipped, so an interrupted run resumes; files are written to a
 temporary name and renamed, so a killed run never leaves a partial result behind.
+
+Each tracker folder records how its results were made in ``provenance.json`` (tracker spec,
+``max_frames``, SHA-256 of the weights file a ``siamrpn:`` spec names). Resuming with other
+settings would mix results of two runs, so it stops with an error naming the folder to clear;
+folders without the record (older runs, results from elsewhere) are checked row by row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import math
 import multiprocessing
 import os
@@ -321,6 +328,75 @@ class Job:
     seconds: float
 
 
+PROVENANCE = "provenance.json"
+
+
+def _weights_file(spec: TrackerFactory) -> Path | None:
+    """The weights file a ``siamrpn:<config>:<weights>`` spec names, if any."""
+    if not isinstance(spec, str) or not spec.startswith("siamrpn:"):
+        return None
+    weights = spec.split(":", 2)[2] if spec.count(":") >= 2 else ""
+    return Path(weights) if weights else None
+
+
+def provenance(spec: TrackerFactory, max_frames: int | None) -> dict[str, object]:
+    """How results are made: what a resumed run must share with the results it keeps."""
+    if callable(spec):
+        name = f"{getattr(spec, '__module__', '?')}.{getattr(spec, '__qualname__', repr(spec))}"
+    else:
+        name = str(spec)
+    weights = _weights_file(spec)
+    digest = None
+    if weights is not None and weights.is_file():
+        with weights.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"tracker": name, "max_frames": max_frames, "weights_sha256": digest}
+
+
+def read_provenance(folder: Path) -> dict[str, object] | None:
+    path = Path(folder) / PROVENANCE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); delete it or the folder") from exc
+
+
+def _check_resume(
+    folder: Path,
+    wanted: dict[str, object],
+    dataset: Dataset,
+    protocol: str,
+    done: list[str],
+    max_frames: int | None,
+) -> None:
+    """Refuse to resume into ``folder`` when its results were made differently."""
+    recorded = read_provenance(folder)
+    if recorded is not None:
+        changed = [
+            f"{key} {recorded.get(key)!r} -> {value!r}"
+            for key, value in wanted.items()
+            if recorded.get(key) != value
+        ]
+        if changed:
+            raise ValueError(
+                f"{folder} holds results made with other settings ({'; '.join(changed)}); "
+                f"clear that folder (rm -r {folder}) or write elsewhere with --results"
+            )
+        return
+    for name in done:  # no record: check that each kept result has the frames asked for now
+        seq = dataset.load(name)
+        frames = len(seq.head(max_frames)) if max_frames is not None else len(seq)
+        result = result_paths(protocol, folder, name)[0]
+        rows = len([line for line in result.read_text().splitlines() if line.strip()])
+        if rows != frames:
+            raise ValueError(
+                f"{result} has {rows} rows but this run wants {frames} frames of {name} "
+                f"(another --max-frames?); clear {folder} or write elsewhere with --results"
+            )
+
+
 def _run_job(
     dataset: Dataset,
     protocol: str,
@@ -372,8 +448,14 @@ def run_benchmark(
     pending = []
     for tracker_name, factory in trackers.items():
         folder = tracker_folder(Path(results_dir), dataset, tracker_name)
+        wanted = provenance(factory, max_frames)
+        kept = [n for n in names if result_paths(protocol, folder, n)[0].is_file()]
+        _check_resume(folder, wanted, dataset, protocol, kept, max_frames)
+        if len(kept) < len(names):
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(folder / PROVENANCE, [json.dumps(wanted, indent=1)])
         for seq_name in names:
-            if result_paths(protocol, folder, seq_name)[0].is_file():
+            if seq_name in kept:
                 job = Job(tracker_name, seq_name, "skipped", 0, 0.0)
                 done.append(job)
                 if on_job:

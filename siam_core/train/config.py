@@ -378,8 +378,13 @@ def train_config_from_dict(
     return cfg
 
 
-def load_train_config(path: str | Path, check_paths: bool = True) -> TrainConfig:
-    """Read and validate a training YAML; errors name the file and the offending key."""
+def load_train_config(
+    path: str | Path, check_paths: bool = True, base_dir: str | Path | None = None
+) -> TrainConfig:
+    """Read and validate a training YAML; errors name the file and the offending key.
+
+    Relative paths in it resolve against its own folder, or ``base_dir`` when given (so a
+    copied recipe still finds the data its original named)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"training config not found: {path}")
@@ -388,6 +393,7 @@ def load_train_config(path: str | Path, check_paths: bool = True) -> TrainConfig
     except yaml.YAMLError as exc:
         raise ValueError(f"{path} is not valid YAML: {exc}") from exc
     try:
-        return train_config_from_dict(data, path.resolve().parent, check_paths)
+        base = Path(base_dir).resolve() if base_dir else path.resolve().parent
+        return train_config_from_dict(data, base, check_paths)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc

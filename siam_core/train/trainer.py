@@ -371,8 +371,15 @@ class Trainer:
         self.scaler.update()
         return out
 
-    def fit(self) -> dict[str, float]:
-        """Train from the current position to the last epoch; returns the last step's losses."""
+    @property
+    def finished(self) -> bool:
+        """Whether every epoch of the recipe has been trained."""
+        return self.epoch >= self.cfg.solver.epochs
+
+    def fit(self, max_steps: int | None = None) -> dict[str, float]:
+        """Train from the current position to the last epoch, or until the run has made
+        ``max_steps`` optimisation steps in all (then checkpointed, so it can be resumed);
+        returns the last step's losses."""
         cfg = self.cfg
         main = _is_main()
         if main and self.writer is None:
@@ -402,10 +409,15 @@ class Trainer:
                 every = cfg.runtime.checkpoint_every
                 if every and self.global_step % every == 0:
                     self.save()
+                if max_steps is not None and self.global_step >= max_steps:
+                    break
             bar.close()
-            self.epoch += 1
-            self.batch = 0
+            if self.batch >= self.steps_per_epoch:
+                self.epoch += 1
+                self.batch = 0
             self.save()
+            if max_steps is not None and self.global_step >= max_steps:
+                break
         return last
 
     def export(self, path: str | Path | None = None) -> Path | None:
@@ -495,17 +507,26 @@ def time_steps(cfg: TrainConfig, steps: int) -> dict[str, float]:
     return out
 
 
+class RunFinished(Exception):
+    """Resuming a run that has trained all its epochs: nothing to do (``--export`` re-exports)."""
+
+
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
     resume: str | Path | None = None,
     export_only: bool = False,
+    max_steps: int | None = None,
 ) -> Path | None:
     """Train end to end (under ``torchrun`` too) and export; returns the exported file.
 
     ``export_only`` writes the weights of the ``resume`` checkpoint without training further
-    (an intermediate model, e.g. to evaluate it).
+    (an intermediate model, e.g. to evaluate it). ``max_steps`` stops the run at that many
+    optimisation steps in all (a smoke run, or a run cut into pieces; resume continues it).
+    Resuming a finished run raises :class:`RunFinished` instead of silently exporting again.
     """
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if export_only and not resume:
         raise ValueError("exporting needs a checkpoint to export: pass --resume")
     rank, world, device = setup_distributed()
@@ -514,7 +535,18 @@ def train(
         if resume:
             trainer.resume(resume)
         if not export_only:
-            trainer.fit()
+            if trainer.finished:
+                raise RunFinished(
+                    f"{resume} finished its {cfg.solver.epochs} epochs at step "
+                    f"{trainer.global_step}: nothing to train (add --export to write its "
+                    "weights again)"
+                )
+            if max_steps is not None and trainer.global_step >= max_steps:
+                raise RunFinished(
+                    f"{resume} is at step {trainer.global_step}, not before --max-steps "
+                    f"{max_steps}: nothing to train"
+                )
+            trainer.fit(max_steps)
         return trainer.export()
     finally:
         trainer.close()

@@ -5,7 +5,9 @@ mismatch messages, and the siam-convert CLI, all on the real parity weights."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import stat
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,14 @@ def test_siam_convert_cli_end_to_end(
     assert convert_main([str(src), str(tmp_path / "x.pth"), "--model", NAME]) == 1
     assert convert_main([str(tmp_path / "absent.pth"), str(dst), "--model", NAME]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_saved_files_get_the_umask_permissions(tmp_path: Path) -> None:
+    """safetensors alone writes 0600, which a node running as another user cannot read."""
+    cfg = load_config(NAME)
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(build_model(cfg), cfg, tmp_path / "shared.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -19,6 +19,7 @@ from siam_core.checkpoint import read_state_dict, save_checkpoint
 from siam_core.cli.track import main
 from siam_core.config import load_config
 from siam_core.models.model import build_model
+from siam_core.threads import auto_threads
 
 NAME = "siamrpn_alex_dwxcorr"
 
@@ -32,21 +33,23 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(model, cfg, tmp_path_factory.mktemp("w") / "alex.safetensors")
 
 
-def test_video_with_init_matches_pysot_and_writes_video(tmp_path: Path) -> None:
+def test_video_with_init_matches_pysot_and_writes_video(tmp_path: Path, capsys) -> None:
     out, video = tmp_path / "track.json", tmp_path / "annotated.mp4"
     weights = need(PARITY) / "weights.safetensors"
     argv = [str(need(BAG)), "--model", NAME, "--weights", str(weights)]
     argv += ["--init", "315,140,112,112", "--out", str(out), "--save-video", str(video)]
     assert main([*argv, "--max-frames", "6", "--quiet"]) == 0
+    assert f"annotated video -> {video}" in capsys.readouterr().err
     doc = json.loads(out.read_text())
     reference = json.loads((PARITY / "reference.json").read_text())
     assert doc["model"] == NAME and doc["init"] == [315, 140, 112, 112]
+    assert doc["threads"] == auto_threads()  # the default: --threads auto
     assert [f["frame"] for f in doc["frames"]] == list(range(6))
     assert doc["frames"][0] == {
         "frame": 0,
         "box": [315.0, 140.0, 112.0, 112.0],
         "score": None,
-        "state": "TRACKING",
+        "state": "INIT",
     }
     for got, exp in zip(doc["frames"][1:], reference["frames"][1:6], strict=True):
         assert np.abs(np.subtract(got["box"], exp["bbox"])).max() < 0.5
@@ -123,6 +126,7 @@ def test_errors(ours: Path, tmp_path: Path, capsys) -> None:
         ([str(BAG), *base[:4], "--init", "900,10,20,20"], "outside"),
         ([str(BAG), *base, "--save-video", str(tmp_path / "v.gif")], "--save-video"),
         ([str(BAG), *base, "--device", "tpu"], "device"),
+        ([str(BAG), *base, "--threads", "0.5"], "'auto' or a positive integer"),
     ]
     for argv, message in cases:
         assert main(argv) == 1, argv

@@ -120,8 +120,9 @@ def test_missing_results_name_the_file(ope_run) -> None:
     ds, out = ope_run
     with pytest.raises(ValueError, match=r"results file not found: .*MIL/Crossing\.txt"):
         evaluate(ds, out / "results", ["MIL"], max_frames=30)
-    with pytest.raises(ValueError, match=r"Crossing\.txt: 30 rows, but the sequence has 120"):
-        evaluate(ds, out / "results", ["KCF"])  # run was truncated to 30 frames
+    # The run was truncated to 30 frames: said up front, not as a row count deep inside.
+    with pytest.raises(ValueError, match=r"KCF holds results of a run with --max-frames 30"):
+        evaluate(ds, out / "results", ["KCF"])
 
 
 # --------------------------------------------------------------------------- CLI
@@ -171,3 +172,36 @@ def test_cli_module_entry_point() -> None:
         check=False,
     )
     assert done.returncode == 0 and "run" in done.stdout and "report" in done.stdout
+
+
+def test_ope_attributes_merge_otb_attributes_and_vot_tags(seqs: Path, tmp_path: Path) -> None:
+    """One-pass over an OTB sequence (attributes), a VOT one (per-frame tags) and one with
+    neither: both kinds of row appear, and the report names the sequence that has none."""
+    ds = SequenceList(
+        [
+            seqs / "otb" / "Crossing",
+            seqs / "vot" / "book",
+            seqs / "uav123" / "anno" / "wakeboard7.txt",
+        ]
+    )
+    run_benchmark(ds, {"KCF": "KCF"}, tmp_path / "results", max_frames=40)
+    ev = evaluate(ds, tmp_path / "results", ["KCF"], max_frames=40)
+    book = ds.load("book").head(40)
+    tags = sorted(t for t, flags in book.tags.items() if flags.any())
+    assert tags and set(tags) <= set(ev.per_attribute["KCF"])
+    crossing = ds.load("Crossing")
+    assert set(crossing.attributes) <= set(ev.per_attribute["KCF"])
+    assert ev.without_attributes == ["wakeboard7"]
+    md = write_report(ev, tmp_path / "report")[0].read_text()
+    assert "no attribute or tag (in no per-attribute row): wakeboard7" in md
+
+
+def test_ope_curves_on_selected_frames() -> None:
+    gt = np.array([[10, 10, 10, 10]] * 4, float)
+    pred = gt.copy()
+    pred[2] = [100, 100, 10, 10]  # a miss on frame 2 only
+    full = M.ope_curves(pred, gt)
+    only_miss = M.ope_curves(pred, gt, select=np.array([0, 0, 1, 0], bool))
+    assert full.success[0] == pytest.approx(0.75) and only_miss.success[0] == 0.0
+    with pytest.raises(ValueError, match="no frame"):
+        M.ope_curves(pred, gt, select=np.zeros(4, bool))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,11 @@ from _evaldata import seqdir
 from siam_core.baselines import OpenCVTracker
 from siam_core.data import SequenceList, load_sequence
 from siam_core.eval import metrics as M
+from siam_core.eval.report import evaluate
 from siam_core.eval.runner import (
+    PROVENANCE,
     make_tracker,
+    provenance,
     read_box_results,
     read_confidences,
     read_times,
@@ -213,3 +218,32 @@ def test_run_benchmark_arguments(seqs: Path, tmp_path: Path) -> None:
         run_benchmark(ds, {"KCF": "KCF"}, tmp_path, workers=0)
     with pytest.raises(ValueError, match=r"has no sequences \['Nope'\]"):
         run_benchmark(ds, {"KCF": "KCF"}, tmp_path, sequences=["Nope"])
+
+
+def test_resume_refuses_results_made_differently(seqs: Path, tmp_path: Path) -> None:
+    """Results record how they were made; another --max-frames, tracker or weights file stops
+    the run with the folder to clear, instead of a report that dies on the row count."""
+    ds = SequenceList([seqs / "otb" / "Crossing"])
+    run_benchmark(ds, {"T": "KCF"}, tmp_path, max_frames=8)
+    folder = tmp_path / "sequences" / "T"
+    record = json.loads((folder / PROVENANCE).read_text())
+    assert record == {"tracker": "KCF", "max_frames": 8, "weights_sha256": None}
+    with pytest.raises(ValueError, match=r"max_frames 8 -> None.*clear that folder") as info:
+        run_benchmark(ds, {"T": "KCF"}, tmp_path)
+    assert str(folder) in str(info.value)
+    with pytest.raises(ValueError, match="tracker 'KCF' -> 'CSRT'"):
+        run_benchmark(ds, {"T": "CSRT"}, tmp_path, max_frames=8)
+    with pytest.raises(ValueError, match="with --max-frames 8"):
+        evaluate(ds, tmp_path, ["T"], max_frames=None)
+    # A weights file is identified by its content, not its name.
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"first")
+    spec = f"siamrpn::{weights}"
+    assert provenance(spec, None)["weights_sha256"] == hashlib.sha256(b"first").hexdigest()
+    # Results without a record (older runs) are checked row by row.
+    (folder / PROVENANCE).unlink()
+    with pytest.raises(ValueError, match=r"Crossing.txt has 8 rows but this run wants 120"):
+        run_benchmark(ds, {"T": "KCF"}, tmp_path)
+    assert {j.status for j in run_benchmark(ds, {"T": "KCF"}, tmp_path, max_frames=8)} == {
+        "skipped"
+    }

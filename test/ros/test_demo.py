@@ -26,6 +26,8 @@ def test_demo_records_bag_csv_and_video(ros_env, tmp_path: Path, capsys) -> None
     assert demo.main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "init_target: success=True" in printed and "latency ms: p50" in printed
+    assert "tracking target-1 from" in printed  # bag.avi's target is no person
+    assert "load average" in printed
 
     with Reader(out / "bag") as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -45,3 +47,26 @@ def test_demo_records_bag_csv_and_video(ros_env, tmp_path: Path, capsys) -> None
     assert tracked and all(float(r["w"]) > 0 for r in tracked)
     video = cv2.VideoCapture(str(out / "tracked.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+
+
+def test_demo_defaults_and_summary_helpers(tmp_path: Path) -> None:
+    """Arguments: the default clip's box and label; any other clip needs a box and is labelled
+    'target' (the bag clip was once labelled person-1). The summary reads the last status."""
+    from siam_core import zoo
+    from siam_tracker_ros.msg import TrackerStatus
+
+    assert demo.DEFAULT_WEIGHTS == zoo.DEFAULT_WEIGHTS
+    args = demo.parse_args([])
+    assert args.label == "person" and args.box == demo.BOX
+    args = demo.parse_args(["--clip", str(tmp_path / "bag.avi"), "--box", "315,140,112,112"])
+    assert args.label == "target" and args.box == (315.0, 140.0, 112.0, 112.0)
+    for bad in ([], ["--box", "1,2,3"], ["--box", "a,b,c,d"]):
+        with pytest.raises(SystemExit):
+            demo.parse_args(["--clip", str(tmp_path / "bag.avi"), *bad])
+    # The last two results came after the last frame arrived: frames_received ties.
+    statuses = [
+        TrackerStatus(frames_received=9, frames_processed=7),
+        TrackerStatus(frames_received=10, frames_processed=8),
+        TrackerStatus(frames_received=10, frames_processed=9),
+    ]
+    assert demo.final_status(statuses).frames_processed == 9

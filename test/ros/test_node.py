@@ -173,14 +173,17 @@ def start_node(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Pop
         return proc
 
     yield start
+    ignored = []
     for proc in procs:
-        proc.terminate()
+        proc.terminate()  # SIGTERM, as systemd, docker and ros2 launch stop a node
         try:
             out, _ = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
+            ignored.append(proc.args)
         assert "Traceback" not in out, f"tracker node raised:\n{out}"
+    assert not ignored, f"nodes ignored SIGTERM for 10 s: {ignored}"
 
 
 def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node, clip) -> None:
@@ -277,6 +280,9 @@ def test_bad_input_is_refused_and_the_node_keeps_serving(ros_context, start_node
     for words, box in refused.items():
         response = driver.init(box, stamp=stamp)
         assert not response.success and words in response.message, response.message
+    # The tracker speaks of top-left boxes; the reply also shows the centre form that was sent.
+    outside = driver.init(refused["outside"], stamp=stamp).message
+    assert "box as sent: centre (5025, 35), size 50 x 50" in outside, outside
     response = driver.init((10, 10, 50, 50), stamp=(7, 0))
     assert not response.success and "no buffered image with stamp 7000000000" in response.message
 

@@ -26,21 +26,57 @@ def write_recipe(tmp_path: Path, seq: Path, **solver) -> Path:
     return path
 
 
-def test_train_cli_end_to_end(sequences, tmp_path: Path, capsys) -> None:
+def test_train_cli_end_to_end(sequences, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     recipe = write_recipe(tmp_path, sequences)
     assert train_cli.main([str(recipe), "--check-only"]) == 0
-    assert "Human3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Human3" in out
+    assert out.strip().splitlines()[-1].startswith(f"OK: {recipe} is valid"), out
     assert train_cli.main([str(recipe), "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.txt").read_text().strip() == "step_00000002.pt"
-    # Resuming a finished run trains nothing more and exports again.
-    assert (
-        train_cli.main(
-            [str(recipe), "--out", str(tmp_path / "run"), "--resume", str(tmp_path / "run")]
-        )
-        == 0
-    )
-    assert "weights written" in capsys.readouterr().out
+    capsys.readouterr()
+    # Resuming a finished run says so; it neither trains nor silently exports again.
+    exported = (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns
+    assert train_cli.main([str(recipe), "--resume", str(tmp_path / "run")]) == 0
+    assert "nothing to train" in capsys.readouterr().out
+    assert (tmp_path / "run" / "model.safetensors").stat().st_mtime_ns == exported
+    assert not (tmp_path / "runs").exists()
+
+
+def test_max_steps_then_resume_in_the_same_folder(
+    sequences, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """A smoke run stops at --max-steps; --resume without --out continues in that folder."""
+    monkeypatch.chdir(tmp_path)  # where runs/<recipe name> would appear by mistake
+    recipe = write_recipe(tmp_path, sequences, epochs=2)  # 2 steps per epoch, 4 in all
+    run = tmp_path / "smoke"
+    assert train_cli.main([str(recipe), "--max-steps", "3", "--out", str(run)]) == 0
+    assert (run / "model.safetensors").is_file()
+    assert (run / "checkpoints" / "last.txt").read_text().strip() == "step_00000003.pt"
+    assert train_cli.main([str(recipe), "--resume", str(run)]) == 0
+    assert (run / "checkpoints" / "last.txt").read_text().strip() == "step_00000004.pt"
+    assert not (tmp_path / "runs").exists()
+    # A checkpoint file resumes into the run that holds it.
+    ckpt = run / "checkpoints" / "step_00000003.pt"
+    assert train_cli.run_folder(str(ckpt)) == run
+    assert train_cli.main([str(recipe), "--max-steps", "0", "--out", str(run)]) == 2
+    assert "max_steps must be >= 1" in capsys.readouterr().err
+
+
+def test_copied_recipe_with_data_root(sequences, tmp_path: Path, capsys) -> None:
+    """A recipe with relative data paths, copied elsewhere, finds its data via --data-root."""
+    home = tmp_path / "recipes"
+    home.mkdir()
+    (home / "data").symlink_to(sequences)
+    recipe = write_recipe(home, Path("data"))  # relative: data/otb/Human3
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(recipe.read_text())
+    assert train_cli.main([str(copy), "--check-only"]) == 2
+    assert "path does not exist" in capsys.readouterr().err
+    assert train_cli.main([str(copy), "--check-only", "--data-root", str(home)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("OK: ")
 
 
 def test_train_cli_time_steps(sequences, tmp_path: Path, capsys) -> None:

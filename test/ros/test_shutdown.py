@@ -1,0 +1,83 @@
+"""SIGTERM stops a node the first time (issue 18: a node once stayed in ``executor.spin`` 25 s
+after its first SIGTERM).
+
+rclpy's signal thread triggers the executors' signal guard conditions and only then shuts the
+contexts down; an executor that wakes in between sees a live context and waits again, with
+nothing left to wake it. ``run_executor`` bounds every wait. The first test replays that exact
+order without a signal (deterministic); the second sends real SIGTERMs to several processes.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+
+from siam_tracker_ros.node import SHUTDOWN_POLL_S, run_executor
+
+pytestmark = pytest.mark.ros
+PEER = Path(__file__).parent / "peers" / "sigterm_peer.py"
+
+
+def test_guard_before_shutdown_still_stops_the_executor(ros_env) -> None:
+    context = Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    node = rclpy.create_node("race", context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=run_executor, args=(executor, context), daemon=True)
+    try:
+        spinner.start()
+        time.sleep(0.5)  # the executor is waiting
+        # What rclpy's signal thread does, in its order: trigger_guard_conditions() ...
+        executor._sigint_gc.trigger()
+        time.sleep(0.5)  # ... the executor wakes, finds the context alive and waits again ...
+        with context.handle:  # ... then rclpy::shutdown_contexts(): no Python callbacks run
+            context.handle.shutdown()
+        spinner.join(timeout=10 * SHUTDOWN_POLL_S + 5)
+        assert not spinner.is_alive(), "the executor kept waiting after the context shut down"
+    finally:
+        executor.shutdown(timeout_sec=1)
+        node.destroy_node()
+        context.try_shutdown()
+
+
+@pytest.mark.slow
+def test_every_process_stops_on_its_first_sigterm(ros_env) -> None:
+    peers = [
+        subprocess.Popen(
+            [sys.executable, str(PEER)],
+            env=ros_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    try:
+        for peer in peers:
+            assert peer.stdout.readline().strip() == "ready", peer.communicate()[0]
+        time.sleep(1.0)  # all of them inside their executors' waits
+        for peer in peers:
+            peer.send_signal(signal.SIGTERM)
+        outcomes = []
+        for peer in peers:
+            try:
+                out, _ = peer.communicate(timeout=15)
+                outcomes.append((peer.returncode, out))
+            except subprocess.TimeoutExpired:
+                outcomes.append((None, "still running 15 s after SIGTERM"))
+        assert all(code == 0 and "stopped" in out for code, out in outcomes), outcomes
+    finally:
+        for peer in peers:
+            if peer.poll() is None:
+                peer.kill()
+                peer.communicate()
