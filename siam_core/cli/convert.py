@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 
 from siam_core.config import list_configs, load_config
-from siam_core.models import siamdw_compat
-from siam_core.models.dasiamrpn_compat import to_our_keys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +38,8 @@ def convert(src: Path, dst: Path, model: str | None = None, fp16: bool = False) 
     import torch  # here, not at the top: --help answers without loading PyTorch
 
     from siam_core.checkpoint import load_checkpoint, read_config, read_state_dict, save_checkpoint
+    from siam_core.models import siamdw_compat
+    from siam_core.models.dasiamrpn_compat import to_our_keys
 
     if dst.suffix != ".safetensors":
         raise ValueError(f"output must end in .safetensors, got {dst}")
