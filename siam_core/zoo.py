@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from siam_core.tracker.base import Tracker
+from siam_core.tracker.drol import online_tracker
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
 from siam_core.tracker.siamrpn import build_tracker
 
@@ -34,11 +35,15 @@ def load_tracker(
     weights: str = "",
     device: str = "auto",
     long_term: Mapping[str, Any] | None = None,
+    online: Mapping[str, Any] | None = None,
 ) -> Tracker:
     """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
 
     ``long_term`` (a mapping, possibly empty) wraps it in the long-term state machine with the
     model config's settings (or the paper's), single fields replaced by the mapping's values.
+    ``online`` (a mapping, possibly empty) adds DROL's online classifier with the config's
+    ``online`` settings (or the paper's), single fields replaced by the mapping's values; the
+    ``drol_*`` presets have it without asking.
     """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
@@ -52,6 +57,8 @@ def load_tracker(
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     tracker = build_tracker(model or None, weights, device=resolve_device(device))
+    if online is not None:
+        tracker = online_tracker(tracker, dict(online))
     if long_term is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(tracker.cfg, **long_term))

@@ -134,7 +134,11 @@ class TrackerLogic:
                 ("leave_threshold", params["recover_threshold"]),
             )
             long_term = {key: value for key, value in chosen if value != -1.0}
-        self._tracker = load_tracker(params["model"], params["weights"], self._device, long_term)
+        # the classifier trains on a worker thread: no frame waits for an update
+        online = {"async_update": True} if params["online"] else None
+        self._tracker = load_tracker(
+            params["model"], params["weights"], self._device, long_term, online
+        )
         self._worker = TrackingWorker(
             self._tracker,
             self._convert,

@@ -2,13 +2,15 @@
 
     siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
                [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
+               [--online]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
 VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--init`` then
 defaults to the first ground-truth box) or any folder of numbered frames. The JSON output has
 one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--model`` may be
 left out when the weights file is one of ours (config embedded); with neither, the embedded
-default model is used (``siam_core.zoo``, shared with the ROS node).
+default model is used (``siam_core.zoo``, shared with the ROS node). ``--online`` adds DROL's
+online classifier to any RPN-family model (a ``drol_*`` preset has it already).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save-video", type=Path, help="write an annotated video here")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="add DROL's online classifier (paper settings unless the model is a drol_ preset)",
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -117,7 +124,9 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--max-frames must be >= 1")
     frames, count, fps, init = _open_source(args.source, args.init)
     weights = str(args.weights) if args.weights is not None else ""
-    tracker = zoo.load_tracker(args.model or "", weights, args.device)
+    tracker = zoo.load_tracker(
+        args.model or "", weights, args.device, online={} if args.online else None
+    )
     total = min(count, args.max_frames) if args.max_frames else count
     writer = None
     records: list[dict] = []

@@ -51,8 +51,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
     (``siamrpn::<weights>`` for our files, whose config is embedded)
-    (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
-    zero-argument builder.
+    (``siam_core.tracker.siamrpn.build_tracker``); ``drol:<config>[:<weights>]``, the same
+    model with DROL's online classifier (the config's ``online`` settings, else the paper's);
+    ``<module>:<function>`` for any zero-argument builder.
     """
     if callable(spec):
         tracker = spec()
@@ -71,15 +72,16 @@ def _tracker_from_string(spec: str) -> Tracker:
     if spec.upper() in BASELINES:
         return build_baseline(spec)
     head, _, rest = spec.partition(":")
-    if head == "siamrpn":
+    if head in ("siamrpn", "drol"):
         config, _, weights = rest.partition(":")
         if not config and not weights:
-            raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
+            raise ValueError(f"{head} spec needs a config: {head}:<config>[:<weights>]")
         try:
-            module = importlib.import_module("siam_core.tracker.siamrpn")
+            module = importlib.import_module("siam_core.tracker.drol")
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
-        return module.build_tracker(config or None, weights or None)  # ours embed the config
+        tracker = module.build_tracker(config or None, weights or None)  # ours embed the config
+        return module.online_tracker(tracker) if head == "drol" else tracker
     if rest:
         try:
             module = importlib.import_module(head)
@@ -90,8 +92,8 @@ def _tracker_from_string(spec: str) -> Tracker:
             raise ValueError(f"tracker spec {spec!r}: {head} has no {rest}")
         return builder()
     raise ValueError(
-        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>] "
-        "or <module>:<function>"
+        f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>], "
+        "drol:<config>[:<weights>] or <module>:<function>"
     )
 
 
