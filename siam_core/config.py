@@ -372,17 +372,14 @@ class OnlineConfig:
             "tau_classification",
         ):
             _check_online_float(name, getattr(self, name), 0.0, math.inf)
-        for name in (
+        positive = (
             "compressed_dim",
             "sample_memory_size",
             "train_skipping",
             "target_update_skipping",
             "augment_expansion_factor",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"online.{name} must be an integer >= 1, got {value!r}")
-        for name in (
+        )
+        counts = (
             "seed",
             "init_cg_iter",
             "init_gn_iter",
@@ -391,10 +388,12 @@ class OnlineConfig:
             "hard_negative_cg_iter",
             "drift_lost_frames",
             "lost_after_not_found",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"online.{name} must be an integer >= 0, got {value!r}")
+        )
+        for names, low in ((positive, 1), (counts, 0)):
+            for name in names:
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                    raise ValueError(f"online.{name} must be an integer >= {low}, got {value!r}")
         if self.init_gn_iter and self.init_cg_iter % self.init_gn_iter:
             raise ValueError("online.init_cg_iter must be a multiple of init_gn_iter")
         for name in ("attention_activation", "projection_activation"):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from siam_core.config import OnlineConfig
 from siam_core.online.classifier import NOT_FOUND, Localisation, OnlineClassifier
 
 CropFn = Callable[..., tuple[np.ndarray, tuple[float, float, float, float]]]
@@ -76,24 +75,14 @@ def normalise(conf: np.ndarray) -> np.ndarray:
 
 
 class OnlineModule:
-    """One target's classifier plus its fusion with a tracker's score map.
+    """One target's classifier plus its fusion with a tracker's score map; ``select`` picks
+    the classifier's input out of what the tracker's backbone returns for one search."""
 
-    ``extract`` maps a float (N, 3, S, S) batch of crops to the classifier's features;
-    ``select`` picks them out of what the tracker's backbone returns for one search.
-    """
-
-    def __init__(
-        self,
-        cfg: OnlineConfig,
-        sample_size: int,
-        exemplar_size: int,
-        context_amount: float,
-        extract: Callable[[torch.Tensor], torch.Tensor],
-    ) -> None:
-        self.cfg = cfg
-        self.classifier = OnlineClassifier(cfg, sample_size, exemplar_size, context_amount, extract)
-        self.sample_size = sample_size
-        self.exemplar_size = exemplar_size
+    def __init__(self, classifier: OnlineClassifier) -> None:
+        self.classifier = classifier
+        self.cfg = classifier.cfg
+        self.sample_size = classifier.sample_size
+        self.exemplar_size = classifier.exemplar_size
         self.last: Localisation | None = None
         self.confidence: np.ndarray | None = None
         self.not_found_run = 0

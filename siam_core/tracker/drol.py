@@ -27,7 +27,7 @@ import torch
 from siam_core.config import Config, OnlineConfig
 from siam_core.models.heads import Kernels
 from siam_core.models.model import SiameseRPN
-from siam_core.online.classifier import HARD_NEGATIVE
+from siam_core.online.classifier import HARD_NEGATIVE, OnlineClassifier
 from siam_core.online.fusion import OnlineModule
 from siam_core.tracker.base import Box, TrackResult, TrackState
 from siam_core.tracker.siamrpn import (
@@ -64,7 +64,9 @@ class DROLTracker(SiamRPNTracker):
         self.name = f"{cfg.name}+online" if cfg.online is None else cfg.name
         t = cfg.tracker
         self.online = OnlineModule(
-            self.online_cfg, t.instance_size, t.exemplar_size, t.context_amount, self._features
+            OnlineClassifier(
+                self.online_cfg, t.instance_size, t.exemplar_size, t.context_amount, self._features
+            )
         )
         self._kernels_st: Kernels | None = None
         self._z_st: np.ndarray | None = None

@@ -19,6 +19,7 @@ from siam_core.cli import track as track_cli
 from siam_core.config import OnlineConfig, load_config
 from siam_core.data.sequences import load_sequence
 from siam_core.eval.runner import make_tracker
+from siam_core.io.frames import read_frames
 from siam_core.online.classifier import NOT_FOUND
 from siam_core.tracker import drol
 from siam_core.tracker.base import TrackState
@@ -52,16 +53,7 @@ def need(path: Path) -> Path:
 
 
 def read_video(path: Path, limit: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(need(path)))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    assert frames, f"OpenCV read no frames from {path}"
-    return frames
+    return read_frames(need(path), limit)
 
 
 def iou(a, b) -> float:
@@ -97,7 +89,9 @@ def test_parity_with_official_drol() -> None:
     """
     reference = json.loads((need(PARITY) / "reference.json").read_text())
     frames = read_video(BAG, PARITY_FRAMES)
-    model, cfg = load_checkpoint(PARITY / "weights.safetensors", load_config(reference["config"]))
+    model, cfg = load_checkpoint(
+        PARITY / "weights.safetensors", load_config("drol_" + reference["config"])
+    )
     tracker = DROLTracker(model, cfg, optimize=False)  # the unfused network, as pysot runs it
     torch.set_num_threads(1)  # as the reference (DROL tools/test.py + set_num_threads(1))
     tracker.init(frames[0], reference["init"])

@@ -106,7 +106,7 @@ def test_resize_bicubic_is_pillows_default_resize() -> None:
 def test_normalise_and_fusion_broadcast_over_anchors() -> None:
     assert np.array_equal(normalise(np.full(4, 2.0, np.float32)), np.zeros(4, np.float32))
     cfg = OnlineConfig(fusion_weight=0.8)
-    module = OnlineModule(cfg, 287, 127, 0.5, lambda x: x)
+    module = OnlineModule(OnlineClassifier(cfg, 287, 127, 0.5, lambda x: x))
     module.confidence = np.array([0.0, 1.0, 0.5, 0.25])
     pscore = np.arange(8, dtype=np.float64) / 10  # 2 anchors x 4 positions, anchor-major
     fused = module.fuse(pscore)
