@@ -156,6 +156,8 @@ class OnlineClassifier:
         self._lock = threading.Lock()  # guards the filter swap and the pending samples
         self._executor: ThreadPoolExecutor | None = None
         self._job: Future | None = None
+        self._ready = threading.Event()
+        self._pending: list[tuple[torch.Tensor | None, torch.Tensor | None, float, int]] = []
         self.frame_num = 0
 
     # -- features ----------------------------------------------------------------------
@@ -190,8 +192,24 @@ class OnlineClassifier:
 
     def initialize(self, crop: torch.Tensor, box: tuple[float, float, float, float]) -> None:
         """Train on the first frame: ``crop`` is the (1, 3, E·S, E·S) float crop centred on
-        the target (E = ``augment_expansion_factor``), ``box`` the (x, y, w, h) init box."""
+        the target (E = ``augment_expansion_factor``), ``box`` the (x, y, w, h) init box.
+
+        With ``async_update`` the training runs on the worker thread and ``ready`` stays
+        False until it is done: the tracker follows the Siamese score alone meanwhile."""
         self.close()
+        self._ready.clear()
+        if not self.cfg.async_update:
+            self._initialize(crop, box)
+            return
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="drol-update")
+        self._job = self._executor.submit(self._initialize, crop, box)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the first-frame training has finished (always, in synchronous mode)."""
+        return self._ready.is_set()
+
+    def _initialize(self, crop: torch.Tensor, box: tuple[float, float, float, float]) -> None:
         cfg = self.cfg
         gen = torch.Generator().manual_seed(cfg.seed)
         s = self.sample_size
@@ -266,9 +284,10 @@ class OnlineClassifier:
         self._train_joint(feats, self.y[:num], num)
         with torch.no_grad():
             self.samples[:num] = self._compress(feats)
-        self._pending: list[tuple[torch.Tensor, torch.Tensor, float, int]] = []
+        self._pending = []
         if cfg.post_init_cg_iter:
             self._train_filter(cfg.post_init_cg_iter)
+        self._ready.set()
 
     def _label_centre(self, sample_pos: torch.Tensor) -> torch.Tensor:
         norm = (self.pos - sample_pos) / self.img_sample_sz

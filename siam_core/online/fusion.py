@@ -122,7 +122,11 @@ class OnlineModule:
         return time.perf_counter() - t0
 
     def localize(self, features: Sequence[torch.Tensor] | torch.Tensor, score_size: int) -> None:
-        """Score one search; keeps the flag and the normalised map on the score grid."""
+        """Score one search; keeps the flag and the normalised map on the score grid (none
+        while an asynchronous first-frame training is still running)."""
+        if not self.classifier.ready:
+            self.last, self.confidence = None, None
+            return
         loc = self.classifier.localize(self.select(features))
         conf = resize_bicubic(loc.scores.numpy(), score_size).ravel()
         self.last, self.confidence = loc, normalise(conf)

@@ -221,10 +221,33 @@ def test_asynchronous_update_never_blocks_a_frame_and_matches_the_synchronous_on
     box = (315.0, 140.0, 112.0, 112.0)
     sync = _quick(default_plain)
     asyn = _quick(default_plain, async_update=True)
-    for tr in (sync, asyn):
-        tr.init(frames[0], box)
-        tr.track(frames[1])  # frame_num 2: no training yet (train_skipping 2 -> frame 3)
     cls = asyn.online.classifier
+    # the first-frame training too runs off the frame path: init returns at once and frames
+    # follow the Siamese score alone until it is done
+    first_gate = threading.Event()
+    train_first = cls._initialize
+
+    def held_init(*args) -> None:
+        assert first_gate.wait(30)
+        train_first(*args)
+
+    cls._initialize = held_init
+    asyn.init(frames[0], box)
+    assert not cls.ready
+    default_plain.init(frames[0], box)
+    plain_result = default_plain.track(frames[1])
+    early = asyn.track(frames[1])
+    assert asyn.online.last is None and early.box == pytest.approx(plain_result.box)
+    first_gate.set()
+    cls.wait()
+    cls._initialize = train_first
+    assert cls.ready
+    asyn.init(frames[0], box)  # again, unhindered, to compare with the synchronous run
+    cls.wait()
+    for tr in (sync, asyn):
+        if tr is sync:
+            tr.init(frames[0], box)
+        tr.track(frames[1])  # frame_num 2: no training yet (train_skipping 2 -> frame 3)
     gate, entered = threading.Event(), threading.Event()
     original = cls._train_filter
 
