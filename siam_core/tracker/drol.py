@@ -113,7 +113,9 @@ class DROLTracker(SiamRPNTracker):
         self._frame_side = self._context_side()
         sp = self._search_patch(image, instance_size, window_influence)
         t0 = time.perf_counter()
-        self.online.localize([f.float() for f in sp.features], self.cfg.score_size(sp.size))
+        # the classifier runs on the CPU whatever the network's device
+        features = [f.detach().float().cpu() for f in sp.features]
+        self.online.localize(features, self.cfg.score_size(sp.size))
         online_s = time.perf_counter() - t0
         self._last_patch = sp
         res = self._search_with(self._kernels, sp)
