@@ -368,6 +368,22 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
     assert driver.status[-1].model == "siamrpn_alex_dwxcorr+longterm"
 
 
+def test_online_parameter_adds_drol_without_blocking_frames(ros_context, start_node, clip) -> None:
+    """online:=true wraps the model in DROL's online classifier; its first-frame training and
+    updates run on a worker thread, so every frame is answered meanwhile."""
+    start_node("/online", "online:=true", "qos_reliability:=reliable")
+    driver = Driver(ros_context, "/online")
+    driver.wait_ready()
+    first = frame_msg(clip["frames"][0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(clip["init"], stamp=stamp).success
+    for k in range(1, 6):
+        status = driver.step(frame_msg(clip["frames"][k], k))
+        assert status.state == TrackerStatus.TRACKING, status.state
+    assert driver.status[-1].model == "siamrpn_alex_dwxcorr+online"
+
+
 def test_long_term_thresholds_are_checked_at_start(ros_env, clip) -> None:
     script = BIN / "siam-tracker-node"
     args = [str(script), "--ros-args", "-p", "model:=siamrpn_alex_dwxcorr"]
