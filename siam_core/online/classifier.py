@@ -24,7 +24,9 @@ equals DROL's ``seed_torch(TRACK.SEED)`` before ``init`` with one thread.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +43,17 @@ from siam_core.online.optim import L2Problem, gauss_newton, gauss_newton_step
 NOT_FOUND = "not_found"
 UNCERTAIN = "uncertain"
 HARD_NEGATIVE = "hard_negative"
+
+
+def _lower_priority() -> None:
+    """Run the worker thread (and the threads it starts) at the lowest CPU priority, so the
+    frame path keeps the CPU on a small machine; a no-op where threads cannot be reniced."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def _background_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="drol-update", initializer=_lower_priority)
 
 
 def activation(name: str, param: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -201,7 +214,7 @@ class OnlineClassifier:
         if not self.cfg.async_update:
             self._initialize(crop, box)
             return
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="drol-update")
+        self._executor = _background_executor()
         self._job = self._executor.submit(self._initialize, crop, box)
 
     @property
@@ -458,7 +471,7 @@ class OnlineClassifier:
             if busy or not any(p[3] for p in self._pending):
                 return bool(iters)
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="drol-update")
+                self._executor = _background_executor()
             self._job = self._executor.submit(self._worker)
         return True
 

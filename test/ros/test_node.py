@@ -142,7 +142,12 @@ def start_node(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Pop
     def start(namespace: str, *params: str, lifecycle: bool = False) -> subprocess.Popen:
         script = BIN / ("siam-tracker-lifecycle-node" if lifecycle else "siam-tracker-node")
         args = [str(script), "--ros-args", "-r", f"__ns:={namespace}"]
-        defaults = ("model:=siamrpn_alex_dwxcorr", f"weights:={PARITY / 'weights.safetensors'}")
+        # online:=false: these tests compare with pysot's plain tracker (online is the default)
+        defaults = (
+            "model:=siamrpn_alex_dwxcorr",
+            f"weights:={PARITY / 'weights.safetensors'}",
+            "online:=false",
+        )
         for param in (*defaults, "torch_threads:=1", *params):
             args += ["-p", param]
         proc = subprocess.Popen(
