@@ -341,6 +341,15 @@ def test_lifecycle_node_transitions(ros_context, start_node, clip) -> None:
     assert transition(Transition.TRANSITION_CLEANUP)
 
 
+def init_on_first_frame(driver: Driver, clip: dict) -> None:
+    """Wait for the node, send frame 0 until it is seen and initialise on it by its stamp."""
+    driver.wait_ready()
+    first = frame_msg(clip["frames"][0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(clip["init"], stamp=stamp).success
+
+
 def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_node, clip) -> None:
     """Thresholds above the short-term scores these weights give: the target counts as lost at
     once, the node says so and publishes no detection while LOST, searches the wider lost-mode
@@ -353,11 +362,7 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
         "qos_reliability:=reliable",
     )
     driver = Driver(ros_context, "/longterm")
-    driver.wait_ready()
-    first = frame_msg(clip["frames"][0], 0)
-    driver.step(first, resend=True)
-    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
-    assert driver.init(clip["init"], stamp=stamp).success
+    init_on_first_frame(driver, clip)
     states, regions = [], []
     for k in range(1, 5):
         msg = frame_msg(clip["frames"][k], k)
@@ -378,11 +383,7 @@ def test_online_parameter_adds_drol_without_blocking_frames(ros_context, start_n
     updates run on a worker thread, so every frame is answered meanwhile."""
     start_node("/online", "online:=true", "qos_reliability:=reliable")
     driver = Driver(ros_context, "/online")
-    driver.wait_ready()
-    first = frame_msg(clip["frames"][0], 0)
-    driver.step(first, resend=True)
-    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
-    assert driver.init(clip["init"], stamp=stamp).success
+    init_on_first_frame(driver, clip)
     for k in range(1, 6):
         status = driver.step(frame_msg(clip["frames"][k], k))
         assert status.state == TrackerStatus.TRACKING, status.state
