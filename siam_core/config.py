@@ -17,6 +17,8 @@ Schema::
     tracker: {exemplar_size: 127, instance_size: 287, base_size: 0, context_amount: 0.5,
               penalty_k: 0.16, window_influence: 0.40, lr: 0.30}
 
+An optional ``online:`` section (``OnlineConfig`` fields) turns on DROL's online classifier.
+
 Long-term configs add ``lost_instance_size``, ``confidence_low``, ``confidence_high`` and
 ``lost_window_influence`` to ``tracker``. SiamFC-family configs (``head: XCorrHead``) replace
 ``penalty_k`` and ``lr`` by ``scale_num``, ``scale_step``, ``scale_penalty``, ``scale_lr`` and
@@ -38,7 +40,7 @@ import yaml
 
 from siam_core.models.anchors import AnchorSpec
 
-_TOP_KEYS = {"name", "source", "model", "anchor", "tracker"}
+_TOP_KEYS = {"name", "source", "model", "anchor", "tracker", "online"}
 _MODEL_KEYS = {"backbone", "neck", "head"}
 
 
@@ -225,6 +227,7 @@ class Config:
     anchor: AnchorSpec
     tracker: TrackerConfig
     source: str = ""
+    online: OnlineConfig | None = None  # DROL's online classifier (section ``online:``)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:
@@ -246,6 +249,7 @@ class Config:
             anchor=anchor,
             tracker=TrackerConfig.from_dict(data["tracker"]),
             source=str(data.get("source") or ""),
+            online=None if data.get("online") is None else OnlineConfig.from_dict(data["online"]),
         )
         head_anchors = cfg.model.head.get("anchor_num")
         if head_anchors is not None and head_anchors != anchor.num:
@@ -267,6 +271,8 @@ class Config:
             "scales": list(self.anchor.scales),
         }
         out["tracker"] = self.tracker.to_dict()
+        if self.online is not None:
+            out["online"] = self.online.to_dict()
         return out
 
     def score_size(self, instance_size: int | None = None) -> int:
@@ -311,3 +317,198 @@ def load_config(name_or_path: str | Path | Mapping[str, Any] | Config) -> Config
         return Config.from_dict(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+# -- DROL online classifier ----------------------------------------------------------------
+
+_ACTIVATIONS = ("none", "relu", "elu", "mlu")
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """DROL's online classifier, fusion and template update (seeds-spec §6.9).
+
+    Defaults are DROL's (``pysot/core/config.py`` ``cfg.TRACK`` at commit 4aebe57, the paper's
+    settings); the DROL presets' YAML ``online:`` sections change only what their official
+    ``experiments/*/config.yaml`` changes. Field names follow DROL's keys in lower case.
+    """
+
+    fusion_weight: float = 0.8  # λ of Eq. 5 (COEE_CLASS): 0.8 RPN, 0.6 FC
+    seed: int = 12  # TRACK.SEED, reseeded before every init (DROL tools/test.py)
+    # compression, attention and filter
+    compressed_dim: int = 64
+    projection_reg: float = 1e-4
+    use_attention: bool = False  # USE_ATTENTION_LAYER
+    channel_attention: bool = True
+    spatial_attention: str = "pool"  # 'pool' (channel-mean -> sigmoid) or 'none'
+    attention_activation: str = "relu"
+    projection_activation: str = "none"
+    response_activation: tuple[str, float] = ("mlu", 0.05)
+    filter_reg: float = 0.1
+    kernel_size: tuple[int, int] = (4, 4)
+    # which search-feature level feeds the classifier: None = mean of all (pysot FUSE 'avg'),
+    # i = level i (0-based; DROL's ADJUST.LAYER = i + 1)
+    feature_level: int | None = None
+    # first-frame augmentation (crop of expansion_factor x instance size)
+    augment_fliplr: bool = True
+    augment_rotate: tuple[float, ...] = (5, -5, 10, -10, 20, -20, 30, -30, 45, -45, -60, 60)
+    augment_blur: tuple[tuple[float, float], ...] = ((2, 0.2), (0.2, 2), (3, 1), (1, 3), (2, 2))
+    augment_relative_shift: tuple[tuple[float, float], ...] = (
+        (0.6, 0.6),
+        (-0.6, 0.6),
+        (0.6, -0.6),
+        (-0.6, -0.6),
+    )
+    augment_dropout: tuple[int, float] = (7, 0.2)
+    augment_expansion_factor: int = 2
+    random_shift_factor: float = 1 / 3
+    # memory and optimisation
+    learning_rate: float = 0.01
+    init_samples_minimum_weight: float = 0.25
+    sample_memory_size: int = 250
+    output_sigma_factor: float = 0.25
+    init_cg_iter: int = 60
+    init_gn_iter: int = 6
+    train_skipping: int = 10
+    cg_iter: int = 5
+    post_init_cg_iter: int = 0
+    fletcher_reeves: bool = False
+    # localisation states (spec §6.9.3)
+    target_not_found_threshold: float = 0.25
+    distractor_threshold: float = 0.8
+    hard_negative_threshold: float = 0.5
+    target_neighborhood_scale: float = 2.2
+    displacement_scale: float = 0.8
+    hard_negative_learning_rate: float = 0.02
+    hard_negative_cg_iter: int = 5
+    # short-term template update (Eqs. 6-7)
+    template_update: bool = False
+    target_update_threshold: float = 0.75  # τ_c
+    target_update_skipping: int = 5  # T
+    tau_regression: float = 0.6  # υ_r (IoU)
+    tau_classification: float = 0.5  # υ_c (score gap)
+    # OTB configs: after drift_lost_frames 'not_found' frames move only a quarter of the way
+    short_term_drift: bool = False
+    drift_lost_frames: int = 8
+    drift_factor: float = 0.25
+    # long-term mode: this many consecutive 'not_found' frames declare the target lost even
+    # when the Siamese score stays high (0 = the Siamese score alone, as DROL)
+    lost_after_not_found: int = 0
+    # run filter updates on a worker thread so no frame waits for one (the ROS node does)
+    async_update: bool = False
+
+    def __post_init__(self) -> None:
+        for name in (
+            "fusion_weight",
+            "random_shift_factor",
+            "learning_rate",
+            "init_samples_minimum_weight",
+            "target_not_found_threshold",
+            "distractor_threshold",
+            "hard_negative_threshold",
+            "hard_negative_learning_rate",
+            "target_update_threshold",
+            "tau_regression",
+            "drift_factor",
+        ):
+            _check_online_float(name, getattr(self, name), 0.0, 1.0)
+        for name in (
+            "projection_reg",
+            "filter_reg",
+            "output_sigma_factor",
+            "target_neighborhood_scale",
+            "displacement_scale",
+            "tau_classification",
+        ):
+            _check_online_float(name, getattr(self, name), 0.0, math.inf)
+        positive = (
+            "compressed_dim",
+            "sample_memory_size",
+            "train_skipping",
+            "target_update_skipping",
+            "augment_expansion_factor",
+        )
+        counts = (
+            "seed",
+            "init_cg_iter",
+            "init_gn_iter",
+            "cg_iter",
+            "post_init_cg_iter",
+            "hard_negative_cg_iter",
+            "drift_lost_frames",
+            "lost_after_not_found",
+        )
+        for names, low in ((positive, 1), (counts, 0)):
+            for name in names:
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                    raise ValueError(f"online.{name} must be an integer >= {low}, got {value!r}")
+        if self.init_gn_iter and self.init_cg_iter % self.init_gn_iter:
+            raise ValueError("online.init_cg_iter must be a multiple of init_gn_iter")
+        for name in ("attention_activation", "projection_activation"):
+            if getattr(self, name) not in _ACTIVATIONS:
+                raise ValueError(f"online.{name} must be one of {_ACTIVATIONS}")
+        act = self.response_activation
+        if act[0] not in _ACTIVATIONS or not isinstance(act[1], int | float) or act[1] <= 0:
+            raise ValueError(f"online.response_activation must be (name, param > 0), got {act}")
+        if self.spatial_attention not in ("pool", "none"):
+            raise ValueError("online.spatial_attention must be 'pool' or 'none'")
+        if len(self.kernel_size) != 2 or min(self.kernel_size) < 1:
+            raise ValueError(f"online.kernel_size must be two positive ints: {self.kernel_size}")
+        n, p = self.augment_dropout
+        if n < 0 or not 0.0 <= p < 1.0:
+            raise ValueError("online.augment_dropout must be (count >= 0, p in [0, 1))")
+        if self.sample_memory_size < self.initial_samples():
+            raise ValueError(
+                f"online.sample_memory_size ({self.sample_memory_size}) must hold the "
+                f"{self.initial_samples()} first-frame samples"
+            )
+        if self.feature_level is not None and (
+            isinstance(self.feature_level, bool)
+            or not isinstance(self.feature_level, int)
+            or self.feature_level < 0
+        ):
+            raise ValueError("online.feature_level must be null or an index >= 0")
+
+    def initial_samples(self) -> int:
+        """First-frame training samples: identity, shifts, flip, blurs, rotations, dropouts."""
+        return (
+            1
+            + len(self.augment_relative_shift)
+            + int(self.augment_fliplr)
+            + len(self.augment_blur)
+            + len(self.augment_rotate)
+            + self.augment_dropout[0]
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OnlineConfig:
+        """From a YAML ``online:`` section or ROS parameters; unknown keys raise."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"online must be a mapping, got {data!r}")
+        _reject_unknown("online", data, {f.name for f in dataclasses.fields(cls)})
+        values = dict(data)
+        for name in ("augment_rotate",):
+            if name in values:
+                values[name] = tuple(float(v) for v in values[name])
+        for name in ("augment_blur", "augment_relative_shift"):
+            if name in values:
+                values[name] = tuple(tuple(float(x) for x in v) for v in values[name])
+        for name in ("response_activation", "augment_dropout", "kernel_size"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> OnlineConfig:
+        """A copy with single fields changed, validated like ``from_dict``."""
+        return OnlineConfig.from_dict({**self.to_dict(), **changes})
+
+
+def _check_online_float(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"online.{name} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"online.{name} must lie in [{low}, {high}], got {value}")

@@ -24,6 +24,7 @@ from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.dasiamrpn import OFFICIAL, OfficialSiamRPNTracker
+from siam_core.tracker.drol import online_tracker
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
@@ -46,6 +47,7 @@ def load_tracker(
     long_term: Mapping[str, Any] | None = None,
     backend: str = "torch",
     threads: int = 0,
+    online: Mapping[str, Any] | None = None,
 ) -> Tracker:
     """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
 
@@ -53,6 +55,9 @@ def load_tracker(
     model config's settings (or the paper's), single fields replaced by the mapping's values.
     ``backend`` ``onnxruntime`` or ``openvino`` runs the network as exported ONNX graphs
     (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them).
+    ``online`` (a mapping, possibly empty) adds DROL's online classifier with the config's
+    ``online`` settings (or the paper's), single fields replaced by the mapping's values; the
+    ``drol_*`` presets have it without asking.
     """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
@@ -73,7 +78,7 @@ def load_tracker(
         dev = "cpu"
     else:
         raise ValueError(f"backend '{backend}' runs on the CPU; use device=cpu (got {device!r})")
-    return build(model or None, weights, dev, long_term, backend, threads)
+    return build(model or None, weights, dev, long_term, backend, threads, online)
 
 
 def build(
@@ -83,6 +88,7 @@ def build(
     long_term: Mapping[str, Any] | None = None,
     backend: str = "torch",
     threads: int = 0,
+    online: Mapping[str, Any] | None = None,
 ) -> Tracker:
     """The tracker a config names, of any family, with its weights (a pysot, official
     DaSiamRPN, official SiamDW or our file; ``model`` may be None for ours, whose config is
@@ -91,7 +97,9 @@ def build(
 
     ``long_term`` (a mapping, possibly empty) forces the long-term state machine and replaces
     single fields of its settings; long-term configs get it without asking. ``backend`` other
-    than ``torch`` runs the network as exported ONNX graphs (``load_tracker``).
+    than ``torch`` runs the network as exported ONNX graphs (``load_tracker``). ``online``
+    adds DROL's classifier (``load_tracker``); a config with an ``online:`` section (the
+    ``drol_*`` presets) builds a ``DROLTracker`` without asking.
     """
     from siam_core.models.siamdw_compat import is_siamdw_config
 
@@ -106,12 +114,21 @@ def build(
     else:
         net, cfg = load_checkpoint(weights, cfg)
     runtime = None
+    if backend != "torch" and (cfg.online is not None or online is not None):
+        raise ValueError(f"backend '{backend}': online learning (DROL) runs on torch only")
     if backend != "torch":
         if weights is None:
             raise ValueError(f"backend '{backend}' exports a trained network: name the weights")
         runtime = OnnxNet(cached_export(net, cfg, weights), backend, threads)
-    kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
-    tracker = kind(net, cfg, device=device, runtime=runtime)
+    if cfg.online is not None:  # a DROL preset
+        from siam_core.tracker.drol import DROLTracker
+
+        tracker: Tracker = DROLTracker(net, cfg, device=device)
+    else:
+        kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
+        tracker = kind(net, cfg, device=device, runtime=runtime)
+    if online is not None:
+        tracker = online_tracker(tracker, dict(online))  # type: ignore[arg-type]
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))

@@ -142,6 +142,8 @@ class TrackerLogic:
                 ("leave_threshold", params["recover_threshold"]),
             )
             long_term = {key: value for key, value in chosen if value != -1.0}
+        # the classifier trains on a worker thread: no frame waits for an update
+        online = {"async_update": True} if params["online"] else None
         self._tracker = load_tracker(
             params["model"],
             params["weights"],
@@ -149,6 +151,7 @@ class TrackerLogic:
             long_term,
             backend=params["backend"],
             threads=params["torch_threads"],
+            online=online,
         )
         self._worker = TrackingWorker(
             self._tracker,

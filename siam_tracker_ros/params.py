@@ -34,6 +34,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
     Param("lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default"),
     Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default"),
+    Param("online", False, "DROL online classifier; its updates run off the frame path"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
     Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)"),

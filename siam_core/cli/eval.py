@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
             "--tracker",
             action="append",
             required=True,
-            help="MIL, KCF, CSRT, siamrpn:<config>[:<weights>], siamfc:<config>[:<weights>] "
-            "or <module>:<function>; repeat for several; NAME=SPEC renames",
+            help="MIL, KCF, CSRT, siamrpn:<config>[:<weights>], siamfc:<config>[:<weights>], "
+            "drol:<config>[:<weights>] (with DROL's online classifier), any of these with "
+            "@onnxruntime/@openvino, or <module>:<function>; repeat for several; NAME=SPEC renames",
         )
         p.add_argument("--results", type=Path, default=Path("out/results"))
         p.add_argument("--sequences", nargs="+", help="only these sequences")
@@ -93,6 +94,8 @@ def _trackers(specs: list[str]) -> dict[str, str]:
                 name = spec.upper()
             elif spec.startswith(("siamrpn:", "siamfc:")):
                 name = spec.split(":")[1]
+            elif spec.startswith("drol:"):
+                name = f"{spec.split(':')[1] or Path(spec.split(':', 2)[2]).stem}+online"
             else:
                 name = spec.replace(":", ".")
         if name in out:

@@ -2,7 +2,7 @@
 
     siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
                [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
-               [--backend torch|onnxruntime|openvino]
+               [--backend torch|onnxruntime|openvino] [--online]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
 VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--init`` then
@@ -11,9 +11,10 @@ one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--mo
 left out when the weights file is one of ours (config embedded); with neither, the embedded
 default model is used (``siam_core.zoo``, shared with the ROS node). The config decides the
 tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official DaSiamRPN
-conventions. Frame 0 is the given box with state ``INIT`` and score null. Heavy modules
-(torch, OpenCV) load after the arguments are parsed, so ``--help`` and argument errors answer
-at once.
+conventions. ``--online`` adds DROL's online classifier to any RPN-family model (a ``drol_*``
+preset has it already). Frame 0 is the given box with state ``INIT`` and score null. Heavy
+modules (torch, OpenCV) load after the arguments are parsed, so ``--help`` and argument errors
+answer at once.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         default="torch",
         help="network runtime: PyTorch, or the exported ONNX graphs in ONNX Runtime / OpenVINO "
         "(CPU; exported and checked on first use)",
+    )
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="add DROL's online classifier (paper settings unless the model is a drol_ preset)",
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -144,7 +150,12 @@ def run(args: argparse.Namespace) -> dict:
     weights = str(args.weights) if args.weights is not None else ""
     device = "cpu" if args.backend != "torch" and args.device == "auto" else args.device
     tracker = zoo.load_tracker(
-        args.model or "", weights, device, backend=args.backend, threads=threads
+        args.model or "",
+        weights,
+        device,
+        backend=args.backend,
+        threads=threads,
+        online={} if args.online else None,
     )
     total = min(count, args.max_frames) if args.max_frames else count
     writer = None

@@ -60,7 +60,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     or ``siamfc:<config>[:<weights>]`` (``siamrpn::<weights>`` for our files, whose config is
     embedded; either prefix takes any family's config, the tracker the config names:
     ``siam_core.zoo.build``), with ``@onnxruntime`` or ``@openvino`` appended to run the
-    exported graphs; ``<module>:<function>`` for any zero-argument builder.
+    exported graphs; ``drol:<config>[:<weights>]``, the same model with DROL's online
+    classifier (the config's ``online`` settings, else the paper's); ``<module>:<function>``
+    for any zero-argument builder.
     """
     if callable(spec):
         tracker = spec()
@@ -80,7 +82,7 @@ def _tracker_from_string(spec: str) -> Tracker:
         return build_baseline(spec)
     spec, _, backend = spec.partition("@")
     head, _, rest = spec.partition(":")
-    if head in ("siamrpn", "siamfc"):
+    if head in ("siamrpn", "siamfc", "drol"):
         config, _, weights = rest.partition(":")
         if not config and not weights:
             raise ValueError(f"{head} spec needs a config: {head}:<config>[:<weights>]")
@@ -89,7 +91,12 @@ def _tracker_from_string(spec: str) -> Tracker:
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: Siamese trackers unavailable: {exc}") from exc
         # ours embed the config; @<backend> runs the exported graphs
-        return module.build(config or None, weights or None, backend=backend or "torch")
+        return module.build(
+            config or None,
+            weights or None,
+            backend=backend or "torch",
+            online={} if head == "drol" else None,
+        )
     if rest:
         try:
             module = importlib.import_module(head)
@@ -101,7 +108,7 @@ def _tracker_from_string(spec: str) -> Tracker:
         return builder()
     raise ValueError(
         f"unknown tracker {spec!r}; use MIL, KCF, CSRT, siamrpn:<config>[:<weights>], "
-        "siamfc:<config>[:<weights>] or <module>:<function>"
+        "siamfc:<config>[:<weights>], drol:<config>[:<weights>] or <module>:<function>"
     )
 
 

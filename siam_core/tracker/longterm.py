@@ -36,6 +36,7 @@ import torch
 from siam_core.config import Config
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
+from siam_core.tracker.drol import DROLTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker, clip_box
 
 # DaSiamRPN §4.1: enter failure mode below 0.8, leave it above 0.95, search 255 -> 767.
@@ -235,13 +236,16 @@ class LongTermTracker(Tracker):
         inner = self.tracker
         t = inner.cfg.tracker
         size, window = self.machine.plan(t.instance_size, t.window_influence)
+        was_lost = self.machine.state is TrackState.LOST
         res = inner.search(image, instance_size=size, window_influence=window)
         t0 = time.perf_counter()
-        confident = self.machine.confident(res.score)
+        # an online classifier may veto the Siamese score (DROLTracker.gate_score)
+        score = inner.gate_score(res.score) if isinstance(inner, DROLTracker) else res.score
+        confident = self.machine.confident(score)
         if confident:  # pysot LT keeps the unclipped values as its state
             inner.center_pos = np.array([res.cx, res.cy])
             inner.size = np.array([res.width, res.height])
-        state = self.machine.update(res.score)
+        state = self.machine.update(score)
         timings = dict(res.timings)
         if isinstance(inner, DistractorAwareTracker):
             if confident and state is not TrackState.LOST:
@@ -257,6 +261,8 @@ class LongTermTracker(Tracker):
             image.shape,
         )
         box = (cx - w / 2, cy - h / 2, w, h)
+        if isinstance(inner, DROLTracker) and not was_lost:
+            timings["learn"] = inner.learn(image, box)  # DROL LT: no samples while lost
         return TrackResult(box, res.score, state, res.search_region, timings)
 
 

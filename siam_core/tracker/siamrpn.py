@@ -314,10 +314,21 @@ class SiamRPNTracker(Tracker):
         pre, self._prefetched = self._prefetched, None
         if pre is not None and pre[0] == (id(image), instance_size, window_influence):
             return pre[1]
-        sp = self._search_patch(image, instance_size, window_influence)
+        return self._search_with(
+            self._kernels, self._search_patch(image, instance_size, window_influence)
+        )
+
+    def _fuse_scores(self, pscore: np.ndarray, score_size: int) -> np.ndarray:
+        """Hook between the shape penalty and the cosine window (anchor-major (A·S·S,)
+        penalised scores); an online classifier blends its map in here (DROL Eq. 5)."""
+        return pscore
+
+    def _search_with(self, kernels: Kernels | None, sp: SearchPatch) -> SearchResult:
+        """The head, penalty, (hooked) fusion, window and choice of one search with
+        ``kernels`` (a second template's kernels give DROL's short-term candidate)."""
         with torch.inference_mode():
             t2 = time.perf_counter()
-            cls, loc = self.net.rpn_head.track(self._kernels, sp.features)
+            cls, loc = self.net.rpn_head.track(kernels, sp.features)
             self._sync()
         sp.timings["head"] = time.perf_counter() - t2
         return self.select(cls, loc, sp)
@@ -354,7 +365,7 @@ class SiamRPNTracker(Tracker):
             s_c = _change(_sz(pw, ph) / _sz(w_prev * scale_z, h_prev * scale_z))
             r_c = _change((w_prev / h_prev) / (pw / ph))
             penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
-            pscore = penalty * score
+            pscore = self._fuse_scores(penalty * score, expected)
             pscore = pscore * (1 - wi) + window * wi
         best = int(np.argmax(pscore))
 
@@ -461,7 +472,8 @@ def build_tracker(
 
     ``weights`` may be a pysot ``model.pth``, a pysot-keyed safetensors file or one of ours;
     ours carry their config, so ``name_or_cfg`` may then be omitted. Without ``weights`` the
-    network keeps its random initialisation (useful only for timing).
+    network keeps its random initialisation (useful only for timing). A config with an
+    ``online:`` section (the ``drol_*`` presets) gives a ``DROLTracker``.
     """
     if name_or_cfg is None:
         if weights is None:
@@ -475,4 +487,8 @@ def build_tracker(
         model = build_model(cfg)
     else:
         model, cfg = load_checkpoint(weights, cfg)
+    if cfg.online is not None:  # a DROL preset (``online:`` section): DROL's tracker
+        from siam_core.tracker.drol import DROLTracker  # drol builds on this module
+
+        return DROLTracker(model, cfg, device=device, optimize=optimize)
     return SiamRPNTracker(model, cfg, device=device, optimize=optimize)

@@ -163,7 +163,12 @@ def start_node(ros_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Pop
     def start(namespace: str, *params: str, lifecycle: bool = False) -> subprocess.Popen:
         script = BIN / ("siam-tracker-lifecycle-node" if lifecycle else "siam-tracker-node")
         args = [str(script), "--ros-args", "-r", f"__ns:={namespace}"]
-        defaults = ("model:=siamrpn_alex_dwxcorr", f"weights:={PARITY / 'weights.safetensors'}")
+        # online:=false: these tests compare with pysot's plain tracker
+        defaults = (
+            "model:=siamrpn_alex_dwxcorr",
+            f"weights:={PARITY / 'weights.safetensors'}",
+            "online:=false",
+        )
         for param in (*defaults, "torch_threads:=1", *params):
             args += ["-p", param]
         proc = subprocess.Popen(
@@ -410,6 +415,18 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
     # Short-term search first (287 patch), then the lost-mode size (767 patch, paper's value).
     assert regions[1] > 2 * regions[0], regions
     assert driver.status[-1].model == "siamrpn_alex_dwxcorr+longterm"
+
+
+def test_online_parameter_adds_drol_without_blocking_frames(ros_context, start_node, clip) -> None:
+    """online:=true wraps the model in DROL's online classifier; its first-frame training and
+    updates run on a worker thread, so every frame is answered meanwhile."""
+    start_node("/online", "online:=true", "qos_reliability:=reliable")
+    driver = Driver(ros_context, "/online")
+    driver.start_on(clip["frames"][0], clip["init"])
+    for k in range(1, 6):
+        status = driver.step(frame_msg(clip["frames"][k], k))
+        assert status.state == TrackerStatus.TRACKING, status.state
+    assert driver.status[-1].model == "siamrpn_alex_dwxcorr+online"
 
 
 def test_long_term_thresholds_are_checked_at_start(ros_env, clip) -> None:
