@@ -8,7 +8,9 @@ Interfaces (names relative to the node's namespace):
 * services ``init_target`` (siam_tracker_ros/srv/InitTarget) and ``reset`` (std_srvs/Trigger);
 * publishes ``detections`` (vision_msgs/Detection2DArray, header copied from the image; empty
   while no target is being tracked or it is LOST), ``status`` (siam_tracker_ros/msg/
-  TrackerStatus) for every processed frame, and ``debug_image`` when enabled.
+  TrackerStatus) for every processed frame, and ``debug_image`` when enabled;
+* control outputs (``target``, ``target_point``; subscribes ``camera_info`` and a depth image):
+  see :mod:`siam_tracker_ros.target`.
 
 Tracking runs on the :class:`~siam_tracker_ros.worker.TrackingWorker` thread, never on the
 executor, so services answer while a frame is being tracked and old frames are dropped rather
@@ -48,6 +50,7 @@ from siam_tracker_ros.conversions import (
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.params import PARAMETERS, validate
 from siam_tracker_ros.srv import InitTarget
+from siam_tracker_ros.target import TargetOutput
 from siam_tracker_ros.worker import Outcome, TrackingWorker
 
 NODE_NAME = "tracker_node"
@@ -113,6 +116,7 @@ class TrackerLogic:
         self._debug_pub = None
         if params["publish_debug_image"]:
             self._debug_pub = self.create_publisher(Image, "debug_image", 2)
+        self._target_out = TargetOutput(self, params)
         group = MutuallyExclusiveCallbackGroup()  # services never wait behind image callbacks
         self._tracker_services = [
             self.create_service(
@@ -158,6 +162,7 @@ class TrackerLogic:
             image_sub = self.create_subscription(Image, topic, self._on_image, qos)
         init_sub = self.create_subscription(Detection2D, "init_detection", self._on_detection, 10)
         self._subscriptions_made = [image_sub, init_sub]
+        self._subscriptions_made += self._target_out.subscribe()
         self._worker.start()
         self._active = True
         self.get_logger().info(f"tracking images from {image_sub.topic_name}")
@@ -186,6 +191,9 @@ class TrackerLogic:
             if publisher is not None:
                 self.destroy_publisher(publisher)
             setattr(self, name, None)
+        if getattr(self, "_target_out", None) is not None:
+            self._target_out.destroy()
+            self._target_out = None
         self._worker = self._tracker = None
 
     # -- callbacks ---------------------------------------------------------------------------
@@ -269,6 +277,7 @@ class TrackerLogic:
         self._status_pub.publish(status)
         if self._debug_pub is not None and outcome.image is not None:
             self._debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
+        self._target_out.publish(outcome)
 
 
 class TrackerNode(TrackerLogic, Node):
