@@ -28,8 +28,11 @@ SEQUENCE = ROOT.parent / "shared" / "data" / "sequences" / "uav123" / "data_seq"
 FPS = 30.0
 DELAY_FRAMES = 1  # actuation latency the simulated head models
 SETTLE_S = 0.5  # errors are scored after this much time (convergence from the initial offset)
+# Sign changes count only beyond +-0.5 degrees, about the tracker's own bearing noise (measured
+# median bearing error 0.58 degrees): wiggles inside it are measurement noise, not oscillation.
+SIGN_DEADBAND_DEG = 0.5
 # The head starts 5 degrees right of and 3 degrees below the source camera's axis: the target is
-# then 7.4 degrees off the optical axis (5.6 left, 4.9 up), inside the 30 x 23 degree viewport.
+# then 7.6 degrees off the optical axis (5.6 left, 5.2 up), inside the 30 x 23 degree viewport.
 START_PAN, START_TILT = -5.0, 3.0
 
 
@@ -143,10 +146,10 @@ def summarise(rows: dict[str, np.ndarray], settle_s: float = SETTLE_S) -> dict:
         "within_3deg": float(np.mean(error <= 3.0)),
         "bearing_error_deg_median": float(np.nanmedian(bearing_error)),
         "azimuth_sign_changes_per_s": sign_changes_per_s(
-            rows["true_azimuth_deg"][after], duration, 0.25
+            rows["true_azimuth_deg"][after], duration, SIGN_DEADBAND_DEG
         ),
         "elevation_sign_changes_per_s": sign_changes_per_s(
-            rows["true_elevation_deg"][after], duration, 0.25
+            rows["true_elevation_deg"][after], duration, SIGN_DEADBAND_DEG
         ),
         "loop_latency_ms_median": float(np.median(latency)),
         "loop_latency_ms_p90": float(np.percentile(latency, 90)),

@@ -1,9 +1,10 @@
 """Closed loop over a real graph: simulated pan-tilt camera, tracker node, servo (three processes).
 
 The camera looks into UAV123's wakeboard7 (1280x720, real frames) through a distorted 640x480
-viewport that starts 7.4 degrees off the wakeboarder; the servo sees only the tracker's
-``target`` messages. Lockstep on simulated time (one frame of actuation delay), so the outcome does not
-depend on how fast this machine tracks. The ground truth scores where the camera pointed.
+viewport that starts 7.6 degrees off the wakeboarder; the servo sees only the tracker's
+``target`` messages. Lockstep on simulated time (one frame of actuation delay), so the outcome
+does not depend on how fast this machine tracks (two runs gave identical numbers). The ground
+truth scores where the camera pointed.
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ def test_closed_loop_keeps_the_target_centred(ros_env: dict[str, str], tmp_path:
     print(summary)
     assert summary["frames"] == 67
     assert summary["initial_error_deg"] > 7.0
-    # After 0.5 s the ball stays within 3 degrees of the optical axis in 90% of the frames
-    # (the viewport's half-width is 20 degrees), and within 2 degrees in most of them.
+    # After 0.5 s the target stays within 3 degrees of the optical axis in at least 90% of the
+    # frames (the viewport's half-width is 15 degrees) and within 2 degrees in most of them
+    # (measured: 100%, 80%, median 1.48 degrees).
     assert summary["within_3deg"] >= 0.9, summary
     assert summary["within_2deg"] >= 0.6, summary
-    assert summary["error_deg_median"] < 1.5, summary
-    # No oscillation: the error changes sign at most 4 times a second on either axis (the ball
-    # itself bounces about twice a second).
+    assert summary["error_deg_median"] < 2.0, summary
+    # No oscillation: beyond the +-0.5 degree deadband the error changes sign at most 4 times
+    # a second on either axis (measured 3.0 and 1.8).
     assert summary["azimuth_sign_changes_per_s"] <= 4.0, summary
     assert summary["elevation_sign_changes_per_s"] <= 4.0, summary
-    # The tracker's own bearing agrees with the truth to a fraction of the ball's size (2.2 deg).
-    assert summary["bearing_error_deg_median"] < 0.6, summary
+    # The tracker's own bearing agrees with the truth to a fraction of the target's size
+    # (about 2 degrees tall; measured median 0.58 degrees).
+    assert summary["bearing_error_deg_median"] < 1.0, summary
     assert summary["loop_latency_ms_median"] > 0
     assert (tmp_path / "servo" / "angle_error.png").stat().st_size > 10_000
 
