@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from geometry_msgs.msg import PointStamped
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rcl_interfaces.msg import Log
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from test_node import Driver, clip, frame_msg, key, start_node  # noqa: F401  (fixtures)
@@ -181,6 +182,18 @@ def test_doubtful_boxes_only_predict_then_the_estimate_is_dropped(
         "max_prediction_s:=0.0",
     )
     driver = ControlDriver(ros_context, "/coast")
+    logged: list[str] = []
+    latched = QoSProfile(
+        depth=1000,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    driver.node.create_subscription(
+        Log,
+        "/rosout",
+        lambda m: logged.append(m.msg) if m.name.endswith("tracker_node") else None,
+        latched,
+    )
     driver.wait_ready()
     first = frame_msg(clip["frames"][0], 0)
     driver.step(first, resend=True)
@@ -203,6 +216,10 @@ def test_doubtful_boxes_only_predict_then_the_estimate_is_dropped(
     assert seen[3].u == pytest.approx(seen[2].u + seen[2].u_rate * 0.04, abs=1e-6)
     assert not seen[14].valid and not seen[15].valid and math.isnan(seen[14].u)
     assert seen[14].coast_s == pytest.approx(0.12)
+    # Said once each: no CameraInfo (pixel outputs only), and the end of the prediction.
+    driver.spin_until(lambda: any("prediction stopped" in text for text in logged), 10.0, "log")
+    assert sum("pixel outputs only" in text for text in logged) == 1, logged
+    assert sum("prediction stopped" in text for text in logged) == 1, logged
 
 
 def test_target_state_round_trip_rclpy_and_rosbags() -> None:
