@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -270,3 +271,47 @@ def test_the_node_refuses_bad_kalman_settings(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="max_coast_s"):
         estimator_settings(validate({"kf_max_coast_s": 0.0}))
+
+
+def test_clock_latency_mode_predicts_to_now(ros_context) -> None:
+    """In-process: TargetOutput on a real node, fed outcomes stamped in the past and future."""
+    from siam_core.tracker import TrackResult
+    from siam_tracker_ros.target import TargetOutput
+    from siam_tracker_ros.worker import Counters, Frame, Outcome
+
+    node = rclpy.create_node("clock_mode", context=ros_context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    params = validate(
+        {"latency_compensation": "clock", "lookahead_s": 0.1, "camera_info_topic": ""}
+    )
+    output = TargetOutput(node, params)
+    got: list[TargetState] = []
+    node.create_subscription(TargetState, "target", got.append, 10)
+    image = np.zeros((360, 480, 3), np.uint8)
+    result = TrackResult((200.0, 150.0, 40.0, 30.0), 0.9, TrackState.TRACKING, (0, 0, 480, 360))
+
+    def publish(stamp_ns: int) -> TargetState:
+        msg = Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        frame = Frame(msg, stamp_ns, time.monotonic())
+        outcome = Outcome(
+            frame, image, result, TrackState.TRACKING, "t-1", "", 5.0, Counters(1, 1, 0)
+        )
+        before = len(got)
+        output.publish(outcome)
+        deadline = time.monotonic() + 5.0
+        while len(got) == before and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.02)
+        return got[-1]
+
+    now = node.get_clock().now().nanoseconds
+    past = publish(now - 200_000_000)  # exposed 0.2 s ago
+    assert 200.0 <= past.latency_ms < 2000.0
+    horizon = past.prediction_stamp.sec + past.prediction_stamp.nanosec / 1e9 - (now - 2e8) / 1e9
+    assert horizon == pytest.approx(past.latency_ms / 1e3 + 0.1, abs=1e-6)
+    ahead = publish(node.get_clock().now().nanoseconds + 3_000_000_000)  # a clock ahead of ours
+    assert ahead.latency_ms == 0.0
+    assert ahead.prediction_stamp.nanosec == (ahead.header.stamp.nanosec + 100_000_000) % 10**9
+    output.destroy()
+    node.destroy_node()
