@@ -39,6 +39,7 @@ setup(
         "console_scripts": [
             "siam-track = siam_core.cli.track:main",
             "siam-convert = siam_core.cli.convert:main",
+            "siam-export = siam_core.cli.export:main",
             "siam-tracker-node = siam_tracker_ros.node:main",
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",
@@ -47,6 +48,7 @@ setup(
             "siam-eval = siam_core.cli.eval:main",
             "siam-train = siam_core.cli.train:main",
             "siam-curate = siam_core.cli.curate:main",
+            "siam-bag = siam_tracker_ros.bag.cli:main",
         ]
     },
 )

@@ -3,7 +3,7 @@
 For each model, three trackers follow the same real clip frame by frame, timed alternately so
 that all see the same machine load:
 
-* ``ours``: ``SiamRPNTracker`` as shipped (BatchNorm folded, channels-last, template kernels
+* ``ours``: ``SiamRPNTracker`` as shipped (channels-last, template kernels
   precomputed, OpenCV crops, ``torch.inference_mode``), with its stage breakdown;
 * ``plain``: the same tracker with ``optimize=False`` (the model as loaded, NCHW);
 * ``pysot``: a literal transcription of the official pysot procedure

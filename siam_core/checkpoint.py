@@ -170,14 +170,23 @@ def load_checkpoint(
 
     Our files carry their config. pysot files (and safetensors without one) need ``cfg``; a
     given ``cfg`` overrides an embedded one (e.g. to change tracker settings).
+    DaSiamRPN's official files (``featureExtract.*``, ``conv_cls1``, ...) load too, under
+    ``dasiamrpn_vot`` / ``dasiamrpn_otb`` / ``dasiamrpn_big`` (the last recognised by its
+    tensors when ``cfg`` is None).
     """
+    # local import: the DaSiamRPN key mapping builds on this module's readers
+    from siam_core.models.dasiamrpn_compat import is_official, load_dasiamrpn
+
     embedded = read_config(path)
     config = cfg or embedded
+    state = read_state_dict(path)
+    if is_official(state):
+        return load_dasiamrpn(state, config, device)
     if config is None:
         raise ValueError(
             f"{path} has no embedded config (a pysot or foreign file); say which model it is, "
             f"e.g. --model siamrpn_alex_dwxcorr"
         )
     model = build_model(config)
-    load_weights(model, path)
+    load_weights(model, state)
     return model.to(device).eval(), config

@@ -80,6 +80,13 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
     return image
 
 
+def message_to_bgr(msg: Image | CompressedImage, mono16_max: float = 65535.0) -> np.ndarray:
+    """Either image message as BGR uint8: what the node (and a bag replay) tracks on."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_bgr(msg)
+    return image_to_bgr(msg, mono16_max)
+
+
 def bgr_to_image(image: np.ndarray, header: Header | None = None) -> Image:
     """A BGR uint8 array as a ``bgr8`` ``sensor_msgs/Image`` with the given header."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

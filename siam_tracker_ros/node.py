@@ -8,7 +8,10 @@ Interfaces (names relative to the node's namespace):
 * services ``init_target`` (siam_tracker_ros/srv/InitTarget) and ``reset`` (std_srvs/Trigger);
 * publishes ``detections`` (vision_msgs/Detection2DArray, header copied from the image; empty
   while no target is being tracked or it is LOST), ``status`` (siam_tracker_ros/msg/
-  TrackerStatus) for every processed frame, and ``debug_image`` when enabled;
+  TrackerStatus) for every processed frame, ``debug_image`` when enabled, and
+  ``init_accepted`` (vision_msgs/Detection2D, reliable): every init the node accepted, with
+  the header of the image the box was applied to, the box, the target id and the label, so
+  a bag records when and what the operator (or detector) chose;
 * control outputs (``target``, ``target_point``; subscribes ``camera_info`` and a depth image):
   see :mod:`siam_tracker_ros.target`.
 
@@ -43,8 +46,7 @@ from siam_tracker_ros.conversions import (
     bbox_to_box,
     bgr_to_image,
     box_to_bbox,
-    compressed_to_bgr,
-    image_to_bgr,
+    message_to_bgr,
     stamp_ns,
 )
 from siam_tracker_ros.msg import TrackerStatus
@@ -113,6 +115,7 @@ class TrackerLogic:
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "status", 10)
+        self._init_pub = self.create_publisher(Detection2D, "init_accepted", 10)
         self._debug_pub = None
         if params["publish_debug_image"]:
             self._debug_pub = self.create_publisher(Image, "debug_image", 2)
@@ -128,7 +131,8 @@ class TrackerLogic:
     def _load_model(self) -> None:
         params = self._params
         requested = params["device"]
-        self._device = resolve_device(requested)
+        # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
+        self._device = resolve_device(requested if params["backend"] == "torch" else "cpu")
         if requested in ("", "auto") and self._device == "cpu":
             self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
         long_term = None
@@ -138,7 +142,14 @@ class TrackerLogic:
                 ("leave_threshold", params["recover_threshold"]),
             )
             long_term = {key: value for key, value in chosen if value != -1.0}
-        self._tracker = load_tracker(params["model"], params["weights"], self._device, long_term)
+        self._tracker = load_tracker(
+            params["model"],
+            params["weights"],
+            self._device,
+            long_term,
+            backend=params["backend"],
+            threads=params["torch_threads"],
+        )
         self._worker = TrackingWorker(
             self._tracker,
             self._convert,
@@ -186,7 +197,7 @@ class TrackerLogic:
         for service in getattr(self, "_tracker_services", []):
             self.destroy_service(service)
         self._tracker_services = []
-        for name in ("_det_pub", "_status_pub", "_debug_pub"):
+        for name in ("_det_pub", "_status_pub", "_debug_pub", "_init_pub"):
             publisher = getattr(self, name, None)
             if publisher is not None:
                 self.destroy_publisher(publisher)
@@ -198,9 +209,7 @@ class TrackerLogic:
 
     # -- callbacks ---------------------------------------------------------------------------
     def _convert(self, msg: Image | CompressedImage) -> Any:
-        if isinstance(msg, CompressedImage):
-            return compressed_to_bgr(msg)
-        return image_to_bgr(msg, self._params["mono16_max"])
+        return message_to_bgr(msg, self._params["mono16_max"])
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._worker.submit(msg, stamp_ns(msg.header.stamp))
@@ -219,6 +228,7 @@ class TrackerLogic:
         response.success, response.message, response.target_id = ok, message, target_id
         # rclpy loggers fix the severity per call site: one call per severity.
         if ok:
+            self._announce_init(request.box, image, label, target_id)
             self.get_logger().info(f"init_target: {message}")
         else:
             self.get_logger().warning(f"init_target: {message}")
@@ -236,13 +246,25 @@ class TrackerLogic:
         if msg.results:
             best = max(msg.results, key=lambda r: r.hypothesis.score)
             label = best.hypothesis.class_id or label
-        ok, message, _ = self._worker.init_target(
+        ok, message, target_id = self._worker.init_target(
             bbox_to_box(msg.bbox), stamp_ns(msg.header.stamp), None, label
         )
         if ok:
+            self._announce_init(msg.bbox, None, label, target_id)
             self.get_logger().info(f"init_detection: {message}")
         else:
             self.get_logger().warning(f"init_detection: {message}")
+
+    def _announce_init(self, box: Any, image: Image | None, label: str, target_id: str) -> None:
+        """Publish an accepted init on ``init_accepted``, stamped with the image it used."""
+        frame = self._worker.init_frame
+        announced = Detection2D(id=target_id, bbox=box)
+        announced.header = image.header if image is not None else frame.msg.header
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = label
+        hypothesis.hypothesis.score = 1.0
+        announced.results.append(hypothesis)
+        self._init_pub.publish(announced)
 
     def _publish_outcome(self, outcome: Outcome) -> None:
         """Runs on the worker thread: detections, status and the optional debug image."""

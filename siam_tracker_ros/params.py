@@ -22,6 +22,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("model", "", "model config name or YAML path; empty with empty weights: default model"),
     Param("weights", "", "weights file (.safetensors or pysot .pth); ours embed their config"),
     Param("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
+    Param("backend", "torch", "network runtime: torch, onnxruntime or openvino (CPU)"),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
     Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
     Param("qos_reliability", "best_effort", "image subscription reliability: best_effort|reliable"),
@@ -54,6 +55,7 @@ PARAMETERS: tuple[Param, ...] = (
 DEFAULTS: dict[str, ParamValue] = {p.name: p.default for p in PARAMETERS}
 QOS_RELIABILITY = ("best_effort", "reliable")
 LATENCY_COMPENSATION = ("processing", "clock", "none")
+BACKENDS = ("torch", "onnxruntime", "openvino")  # siam_core.deploy.runtime.BACKENDS
 
 
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
@@ -69,6 +71,10 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
             merged[name] = value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ValueError(f"parameter {name} must be {expected.__name__}, got {value!r}")
+    if merged["backend"] not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {merged['backend']!r}")
+    if merged["backend"] != "torch" and merged["device"] not in ("", "auto", "cpu"):
+        raise ValueError(f"backend {merged['backend']} runs on the CPU; device must be auto or cpu")
     if merged["qos_reliability"] not in QOS_RELIABILITY:
         raise ValueError(f"qos_reliability must be one of {QOS_RELIABILITY}")
     for name in ("qos_depth", "buffer_size"):

@@ -85,6 +85,7 @@ class TrackingWorker:
         self._ids = itertools.count(1)
         self.target_id = ""
         self.label = ""
+        self.init_frame: Frame | None = None
         self._received = self._processed = self._dropped = 0
 
     # -- executor side ---------------------------------------------------------------------
@@ -108,6 +109,7 @@ class TrackingWorker:
     ) -> tuple[bool, str, str]:
         """Start tracking ``box`` on ``image``, else on the buffered frame stamped ``stamp_ns``
         (0: the newest). Returns (success, message, target id); never raises for bad input."""
+        frame: Frame | str | None = None
         if image is not None:
             source, where = image, "the image sent with the request"
         else:
@@ -121,6 +123,7 @@ class TrackingWorker:
                 self.tracker.init(bgr, box)
                 self.target_id = f"{label or 'target'}-{next(self._ids)}"
                 self.label = label
+                self.init_frame = frame  # which buffered frame it was (None: the request's)
         except (ValueError, RuntimeError) as exc:
             return False, f"init failed: {exc}", ""
         return True, f"tracking {self.target_id} from {where}", self.target_id

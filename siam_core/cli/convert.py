@@ -1,4 +1,5 @@
-"""``siam-convert``: turn a pysot ``model.pth`` (or any accepted checkpoint) into our format.
+"""``siam-convert``: turn a pysot ``model.pth``, one of DaSiamRPN's official ``.model`` files
+(``--model dasiamrpn_vot|otb|big``) or any accepted checkpoint into our format.
 
 Our format is safetensors with the model's config embedded, so the file alone rebuilds the
 model (``siam_core.checkpoint.load_checkpoint``). The written file is read back and compared
@@ -15,6 +16,7 @@ import torch
 
 from siam_core.checkpoint import load_checkpoint, read_config, read_state_dict, save_checkpoint
 from siam_core.config import list_configs, load_config
+from siam_core.models.dasiamrpn_compat import to_our_keys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,13 +42,10 @@ def convert(src: Path, dst: Path, model: str | None = None, fp16: bool = False) 
         raise ValueError(f"output must end in .safetensors, got {dst}")
     if dst.resolve() == src.resolve():
         raise ValueError("input and output are the same file")
-    cfg = load_config(model) if model else read_config(src)
-    if cfg is None:
-        raise ValueError(f"{src} embeds no config; name the model with --model")
-    net, cfg = load_checkpoint(src, cfg)
+    net, cfg = load_checkpoint(src, load_config(model) if model else None)
     save_checkpoint(net, cfg, dst, fp16=fp16)
     back, _ = load_checkpoint(dst)
-    source = read_state_dict(src)
+    source = to_our_keys(read_state_dict(src))
     tol = 1e-3 if fp16 else 0.0
     for key, value in back.state_dict().items():
         if key in source and value.is_floating_point():

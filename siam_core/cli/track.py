@@ -2,13 +2,16 @@
 
     siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
                [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
+               [--backend torch|onnxruntime|openvino]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
 VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--init`` then
 defaults to the first ground-truth box) or any folder of numbered frames. The JSON output has
 one entry per frame: box (0-based x, y, w, h, top-left), score and state. ``--model`` may be
 left out when the weights file is one of ours (config embedded); with neither, the embedded
-default model is used (``siam_core.zoo``, shared with the ROS node).
+default model is used (``siam_core.zoo``, shared with the ROS node). The config decides the
+tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official DaSiamRPN
+conventions.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tqdm import tqdm
 
 from siam_core import zoo
 from siam_core.data.sequences import load_sequence
+from siam_core.deploy.runtime import BACKENDS
 from siam_core.io.frames import FrameSource
 from siam_core.tracker.base import TrackState
 
@@ -52,12 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", type=Path, help="video file, sequence folder or frame folder")
     p.add_argument("--model", help="config name or YAML path (optional for our .safetensors)")
-    p.add_argument("--weights", type=Path, help="pysot model.pth or .safetensors (default model)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="pysot model.pth, DaSiamRPN's official .model, or .safetensors (default model)",
+    )
     p.add_argument("--init", type=_box, help="initial box x,y,w,h (0-based, top-left)")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--save-video", type=Path, help="write an annotated video here")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="network runtime: PyTorch, or the exported ONNX graphs in ONNX Runtime / OpenVINO "
+        "(CPU; exported and checked on first use)",
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -117,7 +132,10 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--max-frames must be >= 1")
     frames, count, fps, init = _open_source(args.source, args.init)
     weights = str(args.weights) if args.weights is not None else ""
-    tracker = zoo.load_tracker(args.model or "", weights, args.device)
+    device = "cpu" if args.backend != "torch" and args.device == "auto" else args.device
+    tracker = zoo.load_tracker(
+        args.model or "", weights, device, backend=args.backend, threads=args.threads or 0
+    )
     total = min(count, args.max_frames) if args.max_frames else count
     writer = None
     records: list[dict] = []

@@ -50,8 +50,9 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     """Build a tracker from a factory or a spec string.
 
     Strings: ``MIL``, ``KCF``, ``CSRT`` (OpenCV baselines); ``siamrpn:<config>[:<weights>]``
-    (``siamrpn::<weights>`` for our files, whose config is embedded)
-    (``siam_core.tracker.siamrpn.build_tracker``); ``<module>:<function>`` for any
+    (``siamrpn::<weights>`` for our files, whose config is embedded; the tracker the config
+    names, long-term or DaSiamRPN's included: ``siam_core.zoo.build``), with ``@onnxruntime`` or
+    ``@openvino`` appended to run the exported graphs; ``<module>:<function>`` for any
     zero-argument builder.
     """
     if callable(spec):
@@ -70,16 +71,18 @@ def _tracker_from_string(spec: str) -> Tracker:
 
     if spec.upper() in BASELINES:
         return build_baseline(spec)
+    spec, _, backend = spec.partition("@")
     head, _, rest = spec.partition(":")
     if head == "siamrpn":
         config, _, weights = rest.partition(":")
         if not config and not weights:
             raise ValueError("siamrpn spec needs a config: siamrpn:<config>[:<weights>]")
         try:
-            module = importlib.import_module("siam_core.tracker.siamrpn")
+            module = importlib.import_module("siam_core.zoo")
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: SiamRPN trackers unavailable: {exc}") from exc
-        return module.build_tracker(config or None, weights or None)  # ours embed the config
+        # ours embed the config; @<backend> runs the exported graphs
+        return module.build(config or None, weights or None, backend=backend or "torch")
     if rest:
         try:
             module = importlib.import_module(head)

@@ -71,6 +71,11 @@ def ours_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return _rename(kept, OURS_TO_OFFICIAL, "our up-channel model")
 
 
+def to_our_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A normalised state dict under our keys: official DaSiamRPN names renamed, others kept."""
+    return official_to_ours(state) if is_official(state) else dict(state)
+
+
 def is_official(state: Mapping[str, torch.Tensor]) -> bool:
     """Whether a (normalised) state dict uses the official DaSiamRPN names."""
     return any(k.startswith("featureExtract.") for k in state)

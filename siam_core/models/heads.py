@@ -47,7 +47,9 @@ def xcorr_depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"xcorr_depthwise: kernel {tuple(kernel.shape)} does not fit search {tuple(x.shape)}"
         )
-    batch, channels = x.shape[0], x.shape[1]
+    # sizes from the kernel (equal to x's, checked above): an exported graph then knows the
+    # grouped convolution's weight shape even when the search size is dynamic
+    batch, channels = kernel.shape[0], kernel.shape[1]
     out = F.conv2d(
         x.reshape(1, batch * channels, x.shape[2], x.shape[3]),
         kernel.reshape(batch * channels, 1, kernel.shape[2], kernel.shape[3]),

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 # Importing the part modules fills the registries.
 from siam_core.models import alexnet, heads, mobilenet, resnet  # noqa: F401
@@ -129,47 +128,3 @@ def calibrate_untrained(
             layer.weight.mul_(target / spread)
             if layer.bias is not None:
                 layer.bias.mul_(target / spread)
-
-
-@torch.no_grad()
-def fold_batchnorm(
-    model: SiameseRPN, z: torch.Tensor, x: torch.Tensor
-) -> tuple[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Fold every eval-mode BatchNorm that directly follows a convolution into that
-    convolution (in place; BN becomes ``Identity``). Returns the number folded and the
-    model's outputs on ``(z, x)`` before folding, for the caller's check.
-
-    Pairs are found by running ``model(z, x)`` once and matching each BN's input tensor to a
-    conv's output, so any module structure works without knowing its forward code. Only for
-    inference copies: the state-dict keys change. A conv whose output also feeds something
-    other than its BN would be folded wrongly, so callers compare outputs afterwards.
-    """
-    calls: list[tuple[nn.Module, int | None, int]] = []
-    alive: list[object] = []  # keeps tensors referenced so their ids stay unique
-
-    def record(module: nn.Module, args: tuple, out: object) -> None:
-        alive.append((args, out))
-        first = id(args[0]) if args and isinstance(args[0], torch.Tensor) else None
-        calls.append((module, first, id(out)))
-
-    hooks = [
-        m.register_forward_hook(record)
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d | nn.BatchNorm2d)
-    ]
-    try:
-        before = model.eval()(z, x)
-    finally:
-        for h in hooks:
-            h.remove()
-    conv_of = {out: m for m, _, out in calls if isinstance(m, nn.Conv2d)}
-    pairs = {
-        (conv_of[inp], m) for m, inp, _ in calls if isinstance(m, nn.BatchNorm2d) and inp in conv_of
-    }
-    names = {m: n for n, m in model.named_modules()}
-    for conv, bn in pairs:
-        fused = fuse_conv_bn_eval(conv, bn)
-        conv.weight, conv.bias = fused.weight, fused.bias
-        parent, _, leaf = names[bn].rpartition(".")
-        setattr(model.get_submodule(parent), leaf, nn.Identity())
-    return len(pairs), before

@@ -1,18 +1,23 @@
 """DaSiamRPN as its authors' code runs it, optionally with the distractor-aware module.
 
 The official tracker (foolwood/DaSiamRPN ``code/run_SiamRPN.py``) is pysot's SiamRPN procedure
-(our ``SiamRPNTracker``) with two conventions of its own, kept here as settings:
+(our ``SiamRPNTracker``) with three conventions of its own:
 
 * a box (x, y, w, h) is centred at (x + w / 2, y + h / 2) (``rect_2_cxy_wh``), where pysot uses
   x + (w - 1) / 2; the reported box is centre - size / 2 in both;
 * SiamRPNBIG (``adaptive``) searches at 287 instead of 271 when the first box covers less than
-  0.4 % of the frame.
+  0.4 % of the frame;
+* the released code ran on Python 2, whose ``round`` sends halves away from zero: the template
+  and search sides and the crop origins (``utils.get_subwindow_tracking``:
+  ``round(pos - (sz + 1) / 2)``) are rounded that way here, where pysot rounds origins half up
+  (``floor(v + 0.5)``). They part on negative halves, i.e. whenever a crop of even side reaches
+  past the top or left border from an integer centre: the bag clip from the box
+  315,140,112,112 starts its first search crop at y = -44 officially, -43 the pysot way.
 
 Its Python 2 integer division gives score size 19 at 271 and the anchor origin
 -(19 / 2) * 8 = -72, which is what ``anchor_grid`` computes, so no setting is needed for those.
-Two rounding details of Python 2 are not reproduced: ``round`` of exact .5 values (half away
-from zero there, half to even here) in the template side and crop origin; they change a crop by
-one pixel only when a value lands exactly on .5.
+(Run under Python 3 the same text would put the origin at -76, half a stride off the trained
+geometry; that is not the released code's behaviour and is not reproduced.)
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from siam_core.config import Config
 from siam_core.models.dasiamrpn_compat import load_dasiamrpn
 from siam_core.tracker.base import Box
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
-from siam_core.tracker.siamrpn import SiamRPNTracker
+from siam_core.tracker.siamrpn import SiamRPNTracker, round_half_away
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,11 @@ OFFICIAL = {
 
 
 class _OfficialInit:
-    """``_init`` with the official centre convention and small-target search size."""
+    """``_init`` with the official centre convention and small-target search size, and the
+    released code's Python 2 rounding of crop sides and origins (halves away from zero)."""
 
+    round_size = staticmethod(round_half_away)
+    round_origin = staticmethod(round_half_away)
     official: OfficialSettings
     base_cfg: Config
     cfg: Config

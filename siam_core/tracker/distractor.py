@@ -508,11 +508,12 @@ class DistractorAwareTracker(SiamRPNTracker):
                 self._update(self._ops.cls_templates(self.net.rpn_head, windows))
             return
         t = self.cfg.tracker
-        s_z = max(1, round(self._context_side()))
+        s_z = max(1, self.round_size(self._context_side()))
         centres = [self._centre(), *self._pending]
         self._pending = None
+        avg, origin = self.channel_average, self.round_origin
         patches = np.stack(
-            [crop_patch(image, c, t.exemplar_size, s_z, self.channel_average)[0] for c in centres]
+            [crop_patch(image, c, t.exemplar_size, s_z, avg, origin)[0] for c in centres]
         )
         batch = torch.from_numpy(patches).to(self.device).permute(0, 3, 1, 2).float()
         if getattr(self, "channels_last", False):

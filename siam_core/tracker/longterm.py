@@ -212,6 +212,15 @@ class LongTermTracker(Tracker):
     def state(self) -> TrackState:
         return self.machine.state if self.initialized else TrackState.IDLE
 
+    @property
+    def cfg(self) -> Config:
+        """The wrapped tracker's model config."""
+        return self.tracker.cfg
+
+    @property
+    def device(self) -> torch.device:
+        return self.tracker.device
+
     def reset(self) -> None:
         super().reset()
         self.tracker.reset()

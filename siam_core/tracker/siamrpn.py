@@ -15,10 +15,14 @@ seeds-spec §6.1-6.4 and pysot-compat.md:
   ``lr = penalty * score * LR``, centre clipped to [0, image size], size to [10, image size].
 
 Speed (none of it changes results beyond float rounding): the template branch, including the
-head's template-side convolutions, runs once in ``init``; the network runs as a copy with
-BatchNorm folded into the convolutions, channels-last on CPU (oneDNN), under
-``torch.inference_mode``; anchors and windows are cached per search size; the search patch is
-cropped with slicing + ``cv2.copyMakeBorder`` + ``cv2.resize`` into a reused float buffer.
+head's template-side convolutions, runs once in ``init``; the network runs as a channels-last
+copy on CPU (oneDNN), under ``torch.inference_mode``; anchors and windows are cached per search
+size; the search patch is cropped with slicing + ``cv2.copyMakeBorder`` + ``cv2.resize`` into a
+reused float buffer. BatchNorm is deliberately not folded into the convolutions: in a deep
+backbone folding moves the outputs by ~1e-4 relative, the centre drifts a few hundredths of a
+pixel over a clip, and the first time it crosses a rounding boundary of the crop origin the
+crop shifts by a whole pixel and the track parts from pysot's (MobileNetV2 parity clip, frame
+38). Unfolded, our arithmetic is pysot's and the drift stays below 0.01 px.
 
 The search size and window influence are per-call arguments of :meth:`SiamRPNTracker.search`, so
 a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``).
@@ -29,6 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
 from siam_core.models.anchors import anchor_grid
 from siam_core.models.heads import Kernels
-from siam_core.models.model import SiameseRPN, build_model, fold_batchnorm
+from siam_core.models.model import SiameseRPN, build_model
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 
 MIN_SIZE = 10.0  # pysot _bbox_clip: width and height never below 10 px
@@ -67,7 +72,8 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchPatch:
     """One search before its head: size, window influence, ``scale_z`` (model px per image
-    px), the image region searched, the backbone features and the crop/backbone timings."""
+    px), the image region searched, the backbone features (or the uint8 crop, when cropped
+    for a batched pass) and the crop/backbone timings."""
 
     size: int
     window: float
@@ -77,24 +83,38 @@ class SearchPatch:
     timings: dict[str, float]
 
 
+def round_half_up(value: float) -> int:
+    """pysot's crop origin rounding, ``floor(v + 0.5)`` (``base_tracker.get_subwindow``)."""
+    return math.floor(value + 0.5)
+
+
+def round_half_away(value: float) -> int:
+    """Python 2's ``round``: halves away from zero (-43.5 -> -44), as DaSiamRPN's released
+    code, written for Python 2, rounds its crop origins and sides."""
+    return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
+
+
 def crop_patch(
     image: np.ndarray,
     centre: tuple[float, float],
     out_size: int,
     crop_size: int,
     pad_value: tuple[float, float, float],
+    round_origin: Callable[[float], int] = round_half_up,
 ) -> tuple[np.ndarray, Box]:
     """pysot's ``get_subwindow``: the ``crop_size`` square around ``centre``, resized to
     ``out_size``, outside pixels set to ``pad_value``. Returns (uint8 patch, region x, y, w, h).
 
-    Only the part of the frame inside the square is copied and padded, not the whole frame.
+    The square starts at ``round_origin(c - (crop_size + 1) / 2)`` (pysot: half up;
+    DaSiamRPN: ``round_half_away``). Only the part of the frame inside the square is copied and
+    padded, not the whole frame.
     """
     sz = int(crop_size)
     if sz < 1:
         raise ValueError(f"crop size must be >= 1, got {crop_size}")
     half = (sz + 1) / 2
-    x0 = math.floor(centre[0] - half + 0.5)
-    y0 = math.floor(centre[1] - half + 0.5)
+    x0 = round_origin(centre[0] - half)
+    y0 = round_origin(centre[1] - half)
     x1, y1 = x0 + sz, y0 + sz  # exclusive
     ih, iw = image.shape[:2]
     ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(iw, x1), min(ih, y1)
@@ -118,11 +138,18 @@ class SiamRPNTracker(Tracker):
 
     The model holds no per-target state (kernels live in the tracker), so one model may serve
     several trackers, each with its own config. With ``optimize`` (the default) the tracker
-    runs ``net``, a copy of ``model`` made here with BatchNorm folded into the convolutions and,
-    on CPU, in channels-last layout; later changes to ``model``'s weights do not reach it.
+    runs ``net``, on CPU a channels-last copy of ``model`` made here; later changes to
+    ``model``'s weights do not reach it.
+
+    ``round_size`` rounds the template and search sides and ``round_origin`` the crop origins;
+    pysot (Python 3) rounds sides half to even and origins half up. ``runtime``
+    (``siam_core.deploy.runtime.OnnxNet``) replaces ``net`` by exported graphs in another
+    inference runtime; the tracker calls them exactly as it calls ``net``.
     """
 
     name = "siamrpn"
+    round_size: Callable[[float], int] = staticmethod(round)
+    round_origin: Callable[[float], int] = staticmethod(round_half_up)
 
     def __init__(
         self,
@@ -130,6 +157,7 @@ class SiamRPNTracker(Tracker):
         cfg: Config,
         device: str | torch.device = "cpu",
         optimize: bool = True,
+        runtime: Any = None,
     ) -> None:
         super().__init__()
         if cfg.anchor.num != model.anchor_num:
@@ -140,15 +168,17 @@ class SiamRPNTracker(Tracker):
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         # channels-last lets oneDNN run the convolutions on CPU without layout conversions
-        self.channels_last = optimize and self.device.type == "cpu"
-        self.net = _inference_copy(self.model, cfg, self.device) if optimize else self.model
+        self.channels_last = optimize and self.device.type == "cpu" and runtime is None
+        # exported graphs (runtime) answer the same three network calls as the model
+        self.net = self.model if runtime is None else runtime
         if self.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            self.net = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
         self.cfg = cfg
         self.name = cfg.name
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: dict[int, torch.Tensor] = {}
         self._kernels: Kernels | None = None
+        self._prefetched: tuple[tuple[int, int | None, float | None], SearchResult] | None = None
         self.center_pos = np.zeros(2)
         self.size = np.zeros(2)
         self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -195,26 +225,44 @@ class SiamRPNTracker(Tracker):
         x, y, w, h = box
         self.center_pos = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
         self.size = np.array([w, h], dtype=np.float64)
-        s_z = max(1, round(self._context_side()))
+        s_z = max(1, self.round_size(self._context_side()))
         mean = image.mean(axis=(0, 1))
         # pysot assigns the float mean into a uint8 array: truncation
         self.channel_average = tuple(float(int(v)) for v in mean)
         exemplar = self.cfg.tracker.exemplar_size
-        patch, _ = crop_patch(image, self._centre(), exemplar, s_z, self.channel_average)
+        patch, _ = self._crop(image, exemplar, s_z)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_tensor(patch))
 
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
 
+    def patches(self, image: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+        """The exemplar and search crops (uint8) this tracker cuts for ``box`` of ``image``, the
+        real patch pair an ONNX export is checked on; the tracker is left uninitialised."""
+        self.init(image, box)
+        s_z = max(1, self.round_size(self._context_side()))
+        z, _ = self._crop(image, self.cfg.tracker.exemplar_size, s_z)
+        x = self._search_patch(image, with_features=False).features
+        self.reset()
+        return z, x
+
+    def _crop(self, image: np.ndarray, out_size: int, side: int) -> tuple[np.ndarray, Box]:
+        """The ``side`` square around the current centre, resized to ``out_size``."""
+        return crop_patch(
+            image, self._centre(), out_size, side, self.channel_average, self.round_origin
+        )
+
     def _search_patch(
         self,
         image: np.ndarray,
         instance_size: int | None = None,
         window_influence: float | None = None,
+        with_features: bool = True,
     ) -> SearchPatch:
         """Settings, crop and backbone features of one search: the part every RPN-family
-        search shares before its head (``instance_size``/``window_influence``: config's)."""
+        search shares before its head (``instance_size``/``window_influence``: config's).
+        Without ``with_features`` the patch holds the uint8 crop instead (for a batched pass)."""
         if self._kernels is None:
             raise RuntimeError(f"{self.name}: search() called before init()")
         t = self.cfg.tracker
@@ -224,8 +272,11 @@ class SiamRPNTracker(Tracker):
         wi = t.window_influence if window_influence is None else float(window_influence)
         t0 = time.perf_counter()
         s_z = self._context_side()
-        s_x = max(1, round(s_z * (inst / t.exemplar_size)))
-        patch, region = crop_patch(image, self._centre(), inst, s_x, self.channel_average)
+        s_x = max(1, self.round_size(s_z * (inst / t.exemplar_size)))
+        patch, region = self._crop(image, inst, s_x)
+        if not with_features:
+            timings = {"crop": time.perf_counter() - t0}
+            return SearchPatch(inst, wi, t.exemplar_size / s_z, region, patch, timings)
         with torch.inference_mode():
             x = self._to_tensor(patch)
             self._sync()
@@ -254,15 +305,38 @@ class SiamRPNTracker(Tracker):
         """Search ``image`` around the current target; the state is not changed.
 
         ``instance_size`` and ``window_influence`` default to the config's; a long-term
-        tracker passes its lost-mode values.
+        tracker passes its lost-mode values. A result handed in by :meth:`prefetch` for the
+        same frame and settings is returned instead of running the network again.
         """
+        pre, self._prefetched = self._prefetched, None
+        if pre is not None and pre[0] == (id(image), instance_size, window_influence):
+            return pre[1]
         sp = self._search_patch(image, instance_size, window_influence)
-        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
         with torch.inference_mode():
             t2 = time.perf_counter()
             cls, loc = self.net.rpn_head.track(self._kernels, sp.features)
             self._sync()
-            t3 = time.perf_counter()
+        sp.timings["head"] = time.perf_counter() - t2
+        return self.select(cls, loc, sp)
+
+    def prefetch(
+        self,
+        image: np.ndarray,
+        result: SearchResult,
+        instance_size: int | None = None,
+        window_influence: float | None = None,
+    ) -> None:
+        """Hand in the result of a search made elsewhere (a batched pass over several
+        targets) so the next ``search`` of ``image`` with these settings returns it: wrappers
+        such as the long-term tracker then run unchanged on batched network outputs."""
+        self._prefetched = ((id(image), instance_size, window_influence), result)
+
+    def select(self, cls: torch.Tensor, loc: torch.Tensor, sp: SearchPatch) -> SearchResult:
+        """The best proposal of one target's head outputs (batch 1): softmax, decoding,
+        scale/ratio penalty, window, argmax and size smoothing, as pysot does them."""
+        t, inst, wi, scale_z, region = self.cfg.tracker, sp.size, sp.window, sp.scale_z, sp.region
+        t3 = time.perf_counter()
+        with torch.inference_mode():
             expected = self._score_size_of(cls, inst)
             score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
             delta = loc.reshape(4, -1).cpu().numpy()
@@ -302,13 +376,14 @@ class SiamRPNTracker(Tracker):
                 f"{self.name}: the model produced non-finite outputs (score {best_score}); "
                 "are the weights valid?"
             )
-        sp.timings.update(head=t3 - t2, post=time.perf_counter() - t3)
+        sp.timings["post"] = time.perf_counter() - t3
         return result
 
     def reset(self) -> None:
         """Forget the target and its kernels; the next call must be ``init``."""
         super().reset()
         self._kernels = None
+        self._prefetched = None
 
     def _track(self, image: np.ndarray) -> TrackResult:
         res = self.search(image)
@@ -339,27 +414,6 @@ def _change(r: np.ndarray) -> np.ndarray:
 def _sz(w: Any, h: Any) -> Any:
     pad = (w + h) * 0.5
     return np.sqrt((w + pad) * (h + pad))
-
-
-def _inference_copy(model: SiameseRPN, cfg: Config, device: torch.device) -> SiameseRPN:
-    """A copy of ``model`` with BatchNorm folded into the convolutions, checked to give the
-    same outputs (to float rounding) on a random patch pair; the original is left as it is."""
-    net = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(0)
-    zs = cfg.tracker.exemplar_size
-    xs = min(cfg.tracker.instance_size, zs + 8 * cfg.anchor.stride)  # small: a quick check
-    z = (torch.rand(1, 3, zs, zs, generator=g) * 255).to(device)
-    x = (torch.rand(1, 3, xs, xs, generator=g) * 255).to(device)
-    # no_grad, not inference_mode: the folded weights must stay ordinary parameters
-    _, before = fold_batchnorm(net, z, x)
-    with torch.no_grad():
-        after = net(z, x)
-    for a, b in zip(before, after, strict=True):
-        if not torch.isfinite(a).all():
-            return model  # a broken network stays as it is; tracking reports it
-        if float((a - b).abs().max()) > 1e-4 * (float(a.abs().max()) + 1e-6):
-            raise RuntimeError(f"{cfg.name}: BatchNorm folding changed the model's outputs")
-    return net
 
 
 def _device(device: str | torch.device) -> torch.device:

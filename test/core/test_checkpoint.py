@@ -167,7 +167,7 @@ def test_siam_convert_cli_end_to_end(
         assert abs(result.score - exp["best_score"]) < 1e-3
     # errors: no config, wrong suffix, missing input
     assert convert_main([str(src), str(tmp_path / "x.safetensors")]) == 1
-    assert "embeds no config" in capsys.readouterr().err
+    assert "no embedded config" in capsys.readouterr().err
     assert convert_main([str(src), str(tmp_path / "x.pth"), "--model", NAME]) == 1
     assert convert_main([str(tmp_path / "absent.pth"), str(dst), "--model", NAME]) == 1
     assert "not found" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from siam_core.config import list_configs, load_config
-from siam_core.models.model import SiameseRPN, build_model, fold_batchnorm
+from siam_core.models.model import SiameseRPN, build_model
 
 PYSOT = [
     "siamrpn_alex_dwxcorr",
@@ -164,22 +164,3 @@ def test_bad_inputs_to_the_model() -> None:
         bad = load_config("siamrpn_alex_dwxcorr").to_dict()
         bad["model"]["head"] = {"type": "XCorrHead"}
         build_model(bad)
-
-
-def test_fold_batchnorm_keeps_outputs() -> None:
-    model = build_model(load_config("siamrpn_alex_dwxcorr")).eval()
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():  # non-trivial statistics, or folding would be a no-op
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    z = torch.rand(1, 3, 127, 127, generator=g) * 255
-    x = torch.rand(1, 3, 255, 255, generator=g) * 255
-    folded, before = fold_batchnorm(model, z, x)
-    assert folded == 11  # 5 in the backbone, 3 per RPN branch
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    with torch.no_grad():
-        after = model(z, x)
-    for a, b in zip(before, after, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))

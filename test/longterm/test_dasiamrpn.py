@@ -7,17 +7,24 @@ the official tracking procedure (``run_SiamRPN.py``) on real frames."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _doubles import sequence
+from _doubles import BAG, need, sequence
 from safetensors.torch import save_file
 
+from siam_core.cli.convert import main as convert_main
 from siam_core.config import load_config
+from siam_core.eval.runner import make_tracker
+from siam_core.io.frames import read_frames
 from siam_core.models.dasiamrpn_compat import (
     CONFIGS,
     guess_name,
@@ -34,7 +41,8 @@ from siam_core.tracker.dasiamrpn import (
 )
 from siam_core.tracker.distractor import DistractorConfig
 from siam_core.tracker.longterm import LongTermTracker
-from siam_core.tracker.siamrpn import SiamRPNTracker
+from siam_core.tracker.siamrpn import SiamRPNTracker, round_half_up
+from siam_core.zoo import load_tracker
 
 # official per-model settings (foolwood/DaSiamRPN code/net.py)
 SETTINGS = {
@@ -388,3 +396,107 @@ def test_distractor_aware_and_long_term_on_official_weights(tmp_path, bag, vot_s
         if i == 1:  # nothing learned yet: the same choice
             assert a.box == b.box
         assert np.isfinite(lt.track(frame).box).all()
+
+
+# --- every entry point, official files, the official procedure from the issue's box
+
+
+@pytest.fixture(scope="module")
+def big_state(bag) -> dict[str, torch.Tensor]:
+    """Official-layout SiamRPNBIG weights, calibrated like ``vot_state``."""
+    model, _ = load_dasiamrpn(official_state("dasiamrpn_big", seed=7))
+    frame = bag.read(0)
+    avg = tuple(float(v) for v in frame.mean(axis=(0, 1)).astype(int))
+    with torch.no_grad():
+        calibrate_untrained(
+            model,
+            _patch(frame, (365, 194), 127, 278, avg),
+            _patch(frame, (365, 194), 271, 593, avg),
+        )
+    return ours_to_official(model.state_dict())
+
+
+BOX = (315.0, 140.0, 112.0, 112.0)  # the issue's box on bag.avi: centre (371, 196)
+FRAMES = 4
+
+
+def _siam_track(weights: Path, out: Path, model: str | None) -> list[dict]:
+    cmd = [
+        str(Path(sys.executable).parent / "siam-track"),
+        str(need(BAG)),
+        "--weights",
+        str(weights),
+    ]
+    cmd += [*(["--model", model] if model else []), "--init", ",".join(map(str, BOX))]
+    cmd += ["--out", str(out), "--max-frames", str(FRAMES), "--device", "cpu", "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())["frames"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("dasiamrpn_vot", "model"), ("dasiamrpn_otb", "safetensors"), ("dasiamrpn_big", "model")],
+)
+def test_siam_track_loads_official_files_and_runs_the_official_procedure(
+    name: str, fmt: str, tmp_path: Path, vot_state, big_state
+) -> None:
+    """``siam-track --model dasiamrpn_* --weights <official file>`` (a ``.model`` pickle read
+    with ``weights_only=True``, or safetensors under the official keys) follows the official
+    procedure restated above from the issue's box. Its first search crop reaches past the top
+    border from y = 196 - 239.5 = -43.5: Python 2 rounds that to -44, pysot's floor(v + 0.5) to
+    -43, and the pysot-rounded track parts from the official one at once."""
+    state = big_state if name == "dasiamrpn_big" else vot_state
+    weights = tmp_path / f"official.{fmt}"
+    if fmt == "model":
+        torch.save(state, weights)
+    else:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
+    got = _siam_track(weights, tmp_path / "t.json", name)
+    frames = read_frames(need(BAG), FRAMES)
+    ref = OfficialTracker(OfficialNet(state), *SETTINGS[name])
+    ref.init(frames[0], BOX)
+    side = py2_round(224 + 2 * 72 * 224 / 127)  # s_z + 2 * pad of run_SiamRPN.py at 271
+    assert (side, ref.pos[1] - (side + 1) / 2) == (478, -43.5)
+    assert (py2_round(-43.5), round_half_up(-43.5)) == (-44, -43)
+    for i in range(1, FRAMES):
+        box, score = ref.track(frames[i])
+        np.testing.assert_allclose(got[i]["box"], box, atol=2e-3, err_msg=f"frame {i}")
+        assert abs(got[i]["score"] - score) < 1e-4
+    pysot_rounding = OfficialSiamRPNTracker(*load_dasiamrpn(state, name))
+    pysot_rounding.round_origin = round_half_up
+    pysot_rounding.init(frames[0], BOX)
+    assert np.abs(np.subtract(pysot_rounding.track(frames[1]).box, got[1]["box"])).max() > 1e-2
+
+
+def test_every_entry_point_builds_the_official_tracker(tmp_path, bag, vot_state, big_state) -> None:
+    """siam-convert turns an official file into ours; siam-track and the node's ``weights``
+    parameter (both ``zoo.load_tracker``) and siam-eval's ``siamrpn:`` spec build the official
+    tracker from the official file or the converted one, with identical tracks."""
+    official = tmp_path / "SiamRPNVOT.model"
+    torch.save(vot_state, official)
+    ours = tmp_path / "vot.safetensors"
+    assert convert_main([str(official), str(ours), "--model", "dasiamrpn_vot"]) == 0
+    trackers = [
+        load_tracker("dasiamrpn_vot", str(official), "cpu"),
+        load_tracker("", str(ours), "cpu"),  # the converted file names its config
+        make_tracker(f"siamrpn:dasiamrpn_vot:{official}"),
+        make_tracker(f"siamrpn::{ours}"),
+    ]
+    frames = read_frames(need(BAG), 3)
+    boxes = []
+    for tracker in trackers:
+        assert type(tracker) is OfficialSiamRPNTracker and tracker.cfg.name == "dasiamrpn_vot"
+        tracker.init(frames[0], BOX)
+        boxes.append([tracker.track(f).box for f in frames[1:]])
+    assert all(b == boxes[0] for b in boxes)
+    big = tmp_path / "SiamRPNBIG.model"
+    torch.save(big_state, big)
+    assert load_tracker("", str(big), "cpu").cfg.name == "dasiamrpn_big"  # told by its tensors
+    # vot and otb files have the same tensors: without a name they are refused, saying why
+    assert convert_main([str(official), str(tmp_path / "x.safetensors")]) == 1
+    with pytest.raises(ValueError, match="same tensors; name the model"):
+        load_tracker("", str(official), "cpu")
+    with pytest.raises(ValueError, match="other architecture"):
+        load_tracker("dasiamrpn_big", str(official), "cpu")

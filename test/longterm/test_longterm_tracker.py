@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from _doubles import BAG, DEFAULT_WEIGHTS, PARITY, cosine_double, hide_target, iou, need, sequence
 
 from siam_core.config import load_config
+from siam_core.eval.runner import make_tracker
 from siam_core.models.model import build_model
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
@@ -23,6 +28,7 @@ from siam_core.tracker.longterm import (
     build_longterm_tracker,
 )
 from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker
+from siam_core.zoo import load_tracker
 
 T, L, R = TrackState.TRACKING, TrackState.LOST, TrackState.RECOVERED
 NAME = "siamrpn_alex_dwxcorr"
@@ -192,6 +198,67 @@ def test_matches_pysot_longterm_procedure_on_real_video(bag_frames, reference) -
     assert candidate_moves > 0
 
 
+def _lt_yaml(tmp_path: Path) -> Path:
+    """pysot's long-term tracker settings (siamrpn_r50_l234_dwxcorr_lt: low 0.8, high 0.998,
+    window 0.001 while lost) on the alex parity network, whose weights ship here; the lost size
+    383 is on the 287 search's stride grid."""
+    cfg = load_config(NAME).to_dict()
+    cfg["name"] = "alex_lt"
+    cfg["tracker"].update(
+        lost_instance_size=383,
+        confidence_low=0.8,
+        confidence_high=0.998,
+        lost_window_influence=0.001,
+    )
+    path = tmp_path / "alex_lt.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_siam_track_runs_a_longterm_config_as_pysot_ltt(bag_frames, reference, tmp_path) -> None:
+    """A long-term config is tracked by the long-term tracker in every entry point: siam-track
+    (its console script) matches the SiamRPNLTTracker restatement on the frame where the
+    confident centre leaves the image (the state keeps it unclipped: frame 12 here) and on the
+    frame where the score first drops below 0.8 (the box is held, 383 is searched from the
+    next frame: frame 14). The short-term tracker, which clips its state and never holds, parts
+    from it on the first of those frames."""
+    config = _lt_yaml(tmp_path)
+    weights = need(PARITY) / "weights.safetensors"
+    frames = 16  # both events happen by frame 14
+    out = tmp_path / "lt.json"
+    cmd = [str(Path(sys.executable).parent / "siam-track"), str(need(BAG)), "--model", str(config)]
+    cmd += ["--weights", str(weights), "--init", "315,140,112,112", "--out", str(out)]
+    cmd += ["--max-frames", str(frames), "--device", "cpu", "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(out.read_text())["frames"]
+    assert len(got) == frames
+    base = build_tracker(config, weights)
+    ref = PysotLT(base.net, base.cfg, 0.8, 0.998, 383)
+    short = build_tracker(config, weights)
+    ref.init(bag_frames[0], reference["init"])
+    short.init(bag_frames[0], reference["init"])
+    clipped_confident = dropped = 0
+    short_parted = None
+    for i in range(1, frames):
+        was_lost = ref.longterm
+        box, score, lost_mode = ref.track(bag_frames[i])
+        np.testing.assert_allclose(got[i]["box"], box, atol=2e-3, err_msg=f"frame {i}")
+        assert abs(got[i]["score"] - score) < 1e-4
+        assert (got[i]["state"] == "LOST") == lost_mode
+        outside = not (0 <= ref.center[0] <= 480 and 0 <= ref.center[1] <= 360)
+        clipped_confident += outside and score >= 0.8
+        dropped += score < 0.8 and not was_lost
+        if (
+            short_parted is None
+            and np.abs(np.subtract(short.track(bag_frames[i]).box, box)).max() > 0.5
+        ):
+            short_parted = i
+    assert clipped_confident and dropped
+    assert short_parted is not None and short_parted <= 14
+
+
 def test_lost_search_region_and_held_box(bag_frames, reference) -> None:
     """While lost the search square is s_z * size / 127 around the held box, which is
     reported unchanged; the first frame after recovery searches at the short-term size."""
@@ -340,3 +407,17 @@ def test_bad_input_and_configuration(bag_frames, reference) -> None:
         build_longterm_tracker(NAME, config={"enter_threshold": 0.99, "leave_threshold": 0.9})
     with pytest.raises(ValueError, match="unknown key"):
         build_longterm_tracker(NAME, config={"lost_size": 767})
+
+
+def test_entry_points_build_the_tracker_the_config_names(tmp_path) -> None:
+    """pysot's long-term config names SiamRPNLTTracker: siam-eval's spec (and siam-track and the
+    node, through the same ``zoo.build``) wrap it in the long-term machine with its settings;
+    a short-term config stays short-term unless long-term mode is asked for."""
+    lt = make_tracker("siamrpn:siamrpn_r50_l234_dwxcorr_lt")  # random weights: structure only
+    assert isinstance(lt, LongTermTracker) and lt.cfg.name == "siamrpn_r50_l234_dwxcorr_lt"
+    assert lt.config == LongTermConfig(0.8, 0.998, (831,), 0.001)
+    weights = need(PARITY) / "weights.safetensors"
+    assert type(load_tracker(NAME, str(weights), "cpu")) is SiamRPNTracker
+    asked = load_tracker(NAME, str(weights), "cpu", {"enter_threshold": 0.9})
+    assert isinstance(asked, LongTermTracker) and asked.config.enter_threshold == 0.9
+    assert isinstance(load_tracker(str(_lt_yaml(tmp_path)), str(weights), "cpu"), LongTermTracker)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+import torch
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -25,6 +26,11 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray
 
+from siam_core.config import load_config
+from siam_core.models.dasiamrpn_compat import ours_to_official
+from siam_core.models.model import build_model, calibrate_untrained
+from siam_core.tracker.dasiamrpn import OfficialSiamRPNTracker
+from siam_core.zoo import load_tracker
 from siam_tracker_ros.conversions import bgr_to_image, box_to_bbox
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.srv import InitTarget
@@ -55,6 +61,13 @@ def frame_msg(frame: np.ndarray, k: int) -> Image:
     msg.header.frame_id = "camera"
     msg.header.stamp.sec, msg.header.stamp.nanosec = BASE_S + k // 25, (k % 25) * 40_000_000
     return msg
+
+
+def detection_box(detection: Detection2D) -> list[float]:
+    """A detection's box as (x, y, w, h), top-left corner."""
+    bbox = detection.bbox
+    x, y = bbox.center.position.x - bbox.size_x / 2, bbox.center.position.y - bbox.size_y / 2
+    return [x, y, bbox.size_x, bbox.size_y]
 
 
 def key(header) -> tuple[int, int, str]:
@@ -90,8 +103,8 @@ class Driver:
             assert time.monotonic() < deadline, f"{self.namespace}: timed out waiting for {what}"
             self.executor.spin_once(timeout_sec=0.02)
 
-    def wait_ready(self) -> None:
-        assert self.init_client.wait_for_service(timeout_sec=60.0), "tracker node did not start"
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.init_client.wait_for_service(timeout_sec=timeout), "tracker node did not start"
         self.spin_until(lambda: self.images.get_subscription_count() > 0, 20.0, "subscription")
 
     def status_for(self, msg: Image) -> TrackerStatus | None:
@@ -126,6 +139,14 @@ class Driver:
         future = client.call_async(request)
         self.spin_until(future.done, timeout, f"{client.srv_name} response")
         return future.result()
+
+    def start_on(self, frame: np.ndarray, box) -> None:
+        """Wait for the node, send ``frame`` as frame 0 and initialise on it by its stamp."""
+        self.wait_ready()
+        first = frame_msg(frame, 0)
+        self.step(first, resend=True)
+        stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+        assert self.init(box, stamp=stamp).success
 
     def init(self, box, stamp: tuple[int, int] = (0, 0), image: Image | None = None, label=""):
         request = InitTarget.Request(box=box_to_bbox(box), label=label)
@@ -189,13 +210,7 @@ def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node,
         (detection,) = driver.detections_for(msg).detections
         assert key(detection.header) == key(msg.header)
         expected = clip["reference"][k]
-        bbox = detection.bbox
-        got = [
-            bbox.center.position.x - bbox.size_x / 2,
-            bbox.center.position.y - bbox.size_y / 2,
-            bbox.size_x,
-            bbox.size_y,
-        ]
+        got = detection_box(detection)
         np.testing.assert_allclose(got, expected["bbox"], atol=0.5, err_msg=f"frame {k}")
         assert abs(detection.results[0].hypothesis.score - expected["best_score"]) < 1e-3
         assert detection.results[0].hypothesis.class_id == "target"
@@ -203,6 +218,33 @@ def test_node_reproduces_pysot_track_and_copies_headers(ros_context, start_node,
     last = driver.status[-1]
     assert last.frames_received == last.frames_processed >= len(clip["frames"])
     assert last.frames_dropped == 0
+
+
+def test_onnxruntime_backend_reproduces_the_track_through_the_node(
+    ros_context, ros_env, start_node, clip, tmp_path
+) -> None:
+    """backend:=onnxruntime: the node exports the graphs on first use (into its cache) and
+    gives pysot's boxes, as the PyTorch backend does."""
+    ros_env["SIAM_TRACKER_CACHE"] = str(tmp_path / "cache")
+    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime")
+    driver = Driver(ros_context, "/onnx")
+    driver.wait_ready(timeout=120.0)
+    first = frame_msg(clip["frames"][0], 0)
+    driver.step(first, resend=True)
+    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
+    assert driver.init(clip["init"], stamp=stamp).success
+    for k in range(1, 12):
+        msg = frame_msg(clip["frames"][k], k)
+        assert driver.step(msg).state == TrackerStatus.TRACKING
+        bbox = driver.detections_for(msg).detections[0].bbox
+        got = [
+            bbox.center.position.x - bbox.size_x / 2,
+            bbox.center.position.y - bbox.size_y / 2,
+            bbox.size_x,
+            bbox.size_y,
+        ]
+        np.testing.assert_allclose(got, clip["reference"][k]["bbox"], atol=0.5, err_msg=f"{k}")
+    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
 
 
 def test_bad_input_is_refused_and_the_node_keeps_serving(ros_context, start_node, clip) -> None:
@@ -348,11 +390,7 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
         "qos_reliability:=reliable",
     )
     driver = Driver(ros_context, "/longterm")
-    driver.wait_ready()
-    first = frame_msg(clip["frames"][0], 0)
-    driver.step(first, resend=True)
-    stamp = (first.header.stamp.sec, first.header.stamp.nanosec)
-    assert driver.init(clip["init"], stamp=stamp).success
+    driver.start_on(clip["frames"][0], clip["init"])
     states, regions = [], []
     for k in range(1, 5):
         msg = frame_msg(clip["frames"][k], k)
@@ -376,3 +414,36 @@ def test_long_term_thresholds_are_checked_at_start(ros_env, clip) -> None:
     done = subprocess.run(args, env=ros_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "must be below" in done.stderr, done.stderr
+
+
+def test_official_dasiamrpn_file_through_the_weights_parameter(
+    ros_context, start_node, clip, tmp_path
+) -> None:
+    """The ``weights`` parameter takes DaSiamRPN's official layout as published (a ``.model``
+    pickle, read with ``weights_only=True``) under ``model:=dasiamrpn_vot``; the node tracks
+    with the official conventions, box for box as ``siam_core.zoo.load_tracker`` does."""
+    torch.manual_seed(0)
+    model = build_model(load_config("dasiamrpn_vot")).eval()
+    g = torch.Generator().manual_seed(0)  # outputs in a trained range, or decoding overflows
+    calibrate_untrained(
+        model,
+        torch.rand(1, 3, 127, 127, generator=g) * 255,
+        torch.rand(1, 3, 271, 271, generator=g) * 255,
+    )
+    official = tmp_path / "SiamRPNVOT.model"
+    torch.save(ours_to_official(model.state_dict()), official)
+    start_node(
+        "/dasiam", "model:=dasiamrpn_vot", f"weights:={official}", "qos_reliability:=reliable"
+    )
+    local = load_tracker("dasiamrpn_vot", str(official), "cpu")
+    assert isinstance(local, OfficialSiamRPNTracker)
+    driver = Driver(ros_context, "/dasiam")
+    driver.start_on(clip["frames"][0], clip["init"])
+    local.init(clip["frames"][0], clip["init"])
+    for k in range(1, 4):
+        msg = frame_msg(clip["frames"][k], k)
+        status = driver.step(msg)
+        assert status.model == "dasiamrpn_vot" and status.state == TrackerStatus.TRACKING
+        (detection,) = driver.detections_for(msg).detections
+        got = detection_box(detection)
+        np.testing.assert_allclose(got, local.track(clip["frames"][k]).box, atol=1e-3)

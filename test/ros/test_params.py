@@ -45,6 +45,8 @@ def test_node_sections_and_overrides(tmp_path: Path) -> None:
         ({"qos_reliability": "sometimes"}, "qos_reliability must be one of"),
         ({"buffer_size": 0}, "buffer_size must be >= 1"),
         ({"mono16_max": 0.0}, "mono16_max must be > 0"),
+        ({"backend": "tensorrt"}, "backend must be one of"),
+        ({"backend": "openvino", "device": "cuda"}, "runs on the CPU"),
     ],
 )
 def test_bad_values_are_named(values, words) -> None:

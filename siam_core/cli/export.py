@@ -1,0 +1,97 @@
+"""``siam-export``: write a model as ONNX template and search graphs, checked against PyTorch.
+
+    siam-export MODEL --weights W --out DIR [--image FRAME_OR_VIDEO --box x,y,w,h] [--batch N ...]
+
+MODEL is a config name or YAML path (optional for our safetensors files, which embed theirs;
+with neither MODEL nor --weights the embedded default model is exported). The graphs are
+checked on a real crop pair: the first frame of --image (a video or an image file) around
+--box, by default the demo clip or the shared ``bag`` clip when on disk. DIR receives
+``template.onnx``, ``features.onnx``, ``head_b1.onnx`` (plus one head per --batch) and
+``manifest.json``; ``siam-track --backend onnxruntime --onnx DIR`` runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box must be x,y,w,h numbers, got {text!r}") from None
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"--box needs 4 values x,y,w,h, got {len(values)}")
+    return values  # type: ignore[return-value]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="siam-export", description=__doc__.split("\n\n")[0].strip())
+    p.add_argument("model", nargs="?", default="", help="config name or YAML path")
+    p.add_argument("--weights", type=Path, help="checkpoint (default: the embedded model)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the graphs into")
+    p.add_argument("--image", type=Path, help="video or image to cut the check crops from")
+    p.add_argument("--box", type=_box, help="target box x,y,w,h in that image")
+    p.add_argument(
+        "--batch", type=int, nargs="*", default=[], help="also export heads for N targets"
+    )
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest relative deviation")
+    return p
+
+
+def _first_frame(path: Path):
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.suffix.lower() != ".avi" else None
+    if image is None:
+        cap = cv2.VideoCapture(str(path))
+        ok, image = cap.read()
+        cap.release()
+        if not ok or image is None:
+            raise ValueError(f"{path}: neither an image nor a video OpenCV can read")
+    return image
+
+
+def run(args: argparse.Namespace) -> dict:
+    from siam_core import zoo
+    from siam_core.deploy.cache import check_frame
+    from siam_core.deploy.export import export_onnx
+    from siam_core.tracker.base import check_box, check_image
+    from siam_core.tracker.siamrpn import SiamRPNTracker
+
+    if any(b < 1 or b > 64 for b in args.batch):
+        raise ValueError("--batch sizes must be 1..64")
+    tracker = zoo.load_tracker(args.model, str(args.weights or ""), device="cpu")
+    if args.image is not None:
+        frame = check_image(_first_frame(args.image))
+        if args.box is None:
+            raise ValueError("--image needs --box, the target to crop around")
+        box, source = check_box(args.box, frame.shape), f"{args.image} frame 0"
+    else:
+        frame, box, source = check_frame()
+    z, x = SiamRPNTracker(tracker.model, tracker.cfg, optimize=False).patches(frame, box)
+    return export_onnx(
+        tracker.model, tracker.cfg, args.out, z, x, tuple(args.batch), args.tolerance, source
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        manifest = run(args)
+    except (ValueError, RuntimeError, FileNotFoundError, OSError) as exc:
+        print(f"siam-export: error: {exc}", file=sys.stderr)
+        return 1
+    errors = manifest["check"]["max_relative_error"]
+    worst = max(errors.values())
+    print(
+        f"exported {manifest['config']['name']} -> {args.out} "
+        f"(heads for {manifest['head_batches']} targets; max relative deviation {worst:.1e})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Exports made on demand: ``backend=onnxruntime|openvino`` without running siam-export first.
+
+The graphs of a (weights file, config) pair go into ``$SIAM_TRACKER_CACHE`` (default
+``~/.cache/siam-tracker``) under ``onnx/<key>``, the key a hash of the weights' bytes, the
+config and the torch version, so a changed file or exporter never reuses stale graphs. The
+export is checked against PyTorch on a real crop pair when the demo clip or the shared ``bag``
+clip is on disk, else on a deterministic textured image; the manifest says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from siam_core.config import Config
+from siam_core.deploy.export import MANIFEST, export_onnx
+from siam_core.models.model import SiameseRPN
+from siam_core.tracker.siamrpn import SiamRPNTracker
+
+# Real clips that may be on disk: the demo's (fetched by make setup) and the shared data's.
+_CHECK_CLIPS = (
+    Path(sys.prefix) / "share" / "siam-tracker-demo" / "vtest.avi",
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bag.avi",
+)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SIAM_TRACKER_CACHE", Path.home() / ".cache" / "siam-tracker"))
+
+
+def check_frame() -> tuple[np.ndarray, tuple[float, float, float, float], str]:
+    """(frame, box, source) to check an export on: a real frame if one is on disk."""
+    for clip in _CHECK_CLIPS:
+        if clip.is_file():
+            cap = cv2.VideoCapture(str(clip))
+            ok, frame = cap.read()
+            cap.release()
+            if ok and frame is not None:
+                h, w = frame.shape[:2]
+                return frame, (w / 2 - 40, h / 2 - 40, 80.0, 80.0), f"{clip} frame 0"
+    rng = np.random.default_rng(0)
+    frame = cv2.resize(rng.integers(0, 256, (45, 60, 3), dtype=np.uint8), (480, 360))
+    return frame, (200.0, 140.0, 80.0, 80.0), "synthetic textured image (seed 0)"
+
+
+def _key(weights: str | Path, cfg: Config) -> str:
+    h = hashlib.sha256()
+    with Path(weights).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()[:20]
+
+
+def cached_export(model: SiameseRPN, cfg: Config, weights: str | Path) -> Path:
+    """The export folder of this model, made (and checked) on first use."""
+    target = cache_root() / "onnx" / _key(weights, cfg)
+    if (target / MANIFEST).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame, box, source = check_frame()
+    z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
+    # export into a temporary folder and rename: a crash never leaves a half export behind
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        export_onnx(model, cfg, tmp, z, x, check_image=source)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished the same export first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,139 @@
+"""Inference runtimes for exported graphs, shaped like the PyTorch network the tracker calls.
+
+``OnnxNet`` answers ``template(z)``, ``features(x)`` and ``rpn_head.track(kernels, feats)`` with
+torch tensors in and out, exactly the three calls ``SiamRPNTracker`` makes on its network. So
+the tracker's crop, decoding, penalty, window and smoothing stay one piece of code whatever runs
+the network; only the network call differs. Runtimes: ONNX Runtime (CPU execution provider) and
+OpenVINO (CPU plugin, float32 inference precision so boxes match PyTorch's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from siam_core.deploy.export import head_file, read_manifest
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+def _missing(package: str, backend: str) -> RuntimeError:
+    return RuntimeError(
+        f"backend '{backend}' needs the Python package '{package}' (pip install {package}; "
+        "`make setup` installs it)"
+    )
+
+
+class _OrtGraph:
+    def __init__(self, path: Path, threads: int) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise _missing("onnxruntime", "onnxruntime") from exc
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        # no spinning between calls: the tracker shares its cores with the camera and the node
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, dict(zip(self.inputs, arrays, strict=True)))
+
+
+class _OvGraph:
+    def __init__(self, path: Path, threads: int) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise _missing("openvino", "openvino") from exc
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            # CPUs with bf16/fp16 units would otherwise run in reduced precision by default
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.num_outputs = len(self.compiled.outputs)
+
+    def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        result = self.request.infer(arrays)
+        # copies: the request's output buffers are reused by the next call
+        return [np.array(result[self.compiled.output(i)]) for i in range(self.num_outputs)]
+
+
+class _OnnxHead:
+    """``rpn_head.track(kernels, feats)`` over the per-batch-size head graphs."""
+
+    def __init__(self, owner: OnnxNet) -> None:
+        self._owner = owner
+        self.anchor_num = owner.anchor_num
+
+    def track(
+        self, kernels: list[torch.Tensor], feats: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cls, loc = self._owner.run_head([*kernels, *feats])
+        return cls, loc
+
+
+class OnnxNet:
+    """The exported graphs of one model, run by ``provider`` (``onnxruntime`` or ``openvino``)."""
+
+    def __init__(self, export_dir: str | Path, provider: str = "onnxruntime", threads: int = 0):
+        if provider not in ("onnxruntime", "openvino"):
+            raise ValueError(f"provider must be 'onnxruntime' or 'openvino', got {provider!r}")
+        self.dir = Path(export_dir)
+        self.manifest = read_manifest(self.dir)
+        self.provider = provider
+        self.threads = int(threads)
+        self.num_kernels = int(self.manifest["num_kernels"])
+        heads = self.manifest["config"]["model"]["head"]
+        self.anchor_num = int(heads.get("anchor_num", 5))
+        self._template = self._open("template.onnx")
+        self._features = self._open("features.onnx")
+        self._heads: dict[int, _OrtGraph | _OvGraph] = {}
+        self.rpn_head = _OnnxHead(self)
+
+    def _open(self, name: str) -> _OrtGraph | _OvGraph:
+        path = self.dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.dir}: graph {name} missing; re-run siam-export")
+        graph = _OrtGraph if self.provider == "onnxruntime" else _OvGraph
+        return graph(path, self.threads)
+
+    @staticmethod
+    def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(t.detach().cpu().float().numpy()) for t in tensors]
+
+    @staticmethod
+    def _tensors(arrays: list[np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(a) for a in arrays]
+
+    def template(self, z: torch.Tensor) -> list[torch.Tensor]:
+        return self._tensors(self._template(self._arrays([z])))
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._tensors(self._features(self._arrays([x])))
+
+    def run_head(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = int(tensors[0].shape[0])
+        graph = self._heads.get(batch)
+        if graph is None:
+            if batch not in self.manifest.get("head_batches", [1]):
+                raise RuntimeError(
+                    f"{self.dir}: no head graph for {batch} targets (exported: "
+                    f"{self.manifest.get('head_batches')}); re-export with --batch {batch}"
+                )
+            graph = self._heads[batch] = self._open(head_file(batch))
+        cls, loc = self._tensors(graph(self._arrays(tensors)))
+        return cls, loc

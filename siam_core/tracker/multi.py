@@ -1,0 +1,149 @@
+"""Several targets in one batched network pass per frame.
+
+Each target keeps its own tracker (``SiamRPNTracker``, or one wrapped by ``LongTermTracker``):
+its state, template kernels and long-term state machine. All of them share one network. Per
+frame the targets are grouped by the search size they ask for (a lost long-term target widens
+its search), each group's crops are stacked into one batch, the backbone and the head run once
+per group with the targets' kernels stacked, and each target's outputs are handed to its own
+tracker (``SiamRPNTracker.prefetch``). Its ``track`` then runs unchanged: the selection,
+smoothing, clipping and long-term logic are the single-target code, not a copy.
+
+Distractor-aware trackers re-rank with per-target template sets and run on their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from siam_core.config import Config
+from siam_core.models.model import SiameseRPN
+from siam_core.tracker.base import Tracker, TrackResult, TrackState, check_image
+from siam_core.tracker.distractor import DistractorAwareTracker
+from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.siamrpn import SearchPatch, SiamRPNTracker
+
+TargetId = Hashable
+
+
+class MultiTracker:
+    """Targets added and removed at any frame; ``track`` returns one result per target.
+
+    ``long_term`` (a mapping, possibly empty) wraps every target in the long-term state
+    machine with the config's settings and the mapping's overrides, as ``zoo.load_tracker``.
+    """
+
+    def __init__(
+        self,
+        model: SiameseRPN,
+        cfg: Config,
+        device: str | torch.device = "cpu",
+        long_term: Mapping[str, Any] | None = None,
+        runtime: Any = None,
+    ) -> None:
+        self._prototype = SiamRPNTracker(model, cfg, device=device, runtime=runtime)
+        self.cfg = cfg
+        self.name = f"{cfg.name}+multi"
+        self.long_term = dict(long_term) if long_term is not None else None
+        self._targets: dict[TargetId, Tracker] = {}
+
+    @classmethod
+    def from_tracker(
+        cls, tracker: SiamRPNTracker, long_term: Mapping[str, Any] | None = None
+    ) -> MultiTracker:
+        """A multi-target tracker sharing ``tracker``'s (already optimised) network."""
+        multi = cls.__new__(cls)
+        multi._prototype = tracker
+        multi.cfg = tracker.cfg
+        multi.name = f"{tracker.cfg.name}+multi"
+        multi.long_term = dict(long_term) if long_term is not None else None
+        multi._targets = {}
+        return multi
+
+    @property
+    def ids(self) -> list[TargetId]:
+        return list(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def state(self, target_id: TargetId) -> TrackState:
+        target = self._targets[target_id]
+        if isinstance(target, LongTermTracker):
+            return target.state
+        return TrackState.TRACKING if target.initialized else TrackState.IDLE
+
+    def _new_target(self) -> Tracker:
+        p = self._prototype
+        inner = SiamRPNTracker.__new__(SiamRPNTracker)
+        # the prototype's network, device and caches; fresh per-target state
+        inner.__dict__.update(p.__dict__)
+        inner._initialized = False
+        inner._kernels = None
+        inner._prefetched = None
+        inner._buffers = {}  # a batch pass reads several targets' crops at once
+        if self.long_term is None:
+            return inner
+        return LongTermTracker(inner, LongTermConfig.from_config(self.cfg, **self.long_term))
+
+    def add(self, target_id: TargetId, image: np.ndarray, box: Sequence[float]) -> None:
+        """Start tracking ``box`` of ``image`` as ``target_id``, replacing a target of that id.
+
+        A failed init (bad box) raises and leaves every existing target as it was.
+        """
+        target = self._new_target()
+        target.init(image, box)
+        self._targets[target_id] = target
+
+    def remove(self, target_id: TargetId) -> bool:
+        """Stop tracking ``target_id``; False if there was no such target."""
+        return self._targets.pop(target_id, None) is not None
+
+    def clear(self) -> None:
+        self._targets.clear()
+
+    @staticmethod
+    def _inner(target: Tracker) -> SiamRPNTracker:
+        return target.tracker if isinstance(target, LongTermTracker) else target  # type: ignore[return-value]
+
+    def _plan(self, target: Tracker) -> tuple[int | None, float | None]:
+        """The (instance size, window) the target's own ``track`` will ask ``search`` for."""
+        if isinstance(target, LongTermTracker):
+            t = self.cfg.tracker
+            return target.machine.plan(t.instance_size, t.window_influence)
+        return None, None
+
+    def track(self, image: np.ndarray) -> dict[TargetId, TrackResult]:
+        """Track every target in ``image``: one backbone and head pass per search size."""
+        frame = check_image(image)
+        groups: dict[int, list[tuple[TargetId, Tracker, tuple, SearchPatch]]] = {}
+        for tid, target in self._targets.items():
+            inner = self._inner(target)
+            if isinstance(inner, DistractorAwareTracker):
+                continue
+            plan = self._plan(target)
+            sp = inner._search_patch(frame, plan[0], plan[1], with_features=False)
+            groups.setdefault(sp.size, []).append((tid, target, plan, sp))
+        net = self._prototype.net
+        for members in groups.values():
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                batch = torch.cat([self._inner(m[1])._to_tensor(m[3].features) for m in members])
+                feats = net.features(batch)
+                kernels = [
+                    torch.cat([self._inner(m[1])._kernels[i] for m in members])  # type: ignore[index]
+                    for i in range(len(self._inner(members[0][1])._kernels))  # type: ignore[arg-type]
+                ]
+                cls, loc = net.rpn_head.track(kernels, feats)
+                self._prototype._sync()
+            share = (time.perf_counter() - t0) / len(members)
+            for row, (_, target, plan, sp) in enumerate(members):
+                inner = self._inner(target)
+                sp.timings["network"] = share
+                res = inner.select(cls[row : row + 1], loc[row : row + 1], sp)
+                inner.prefetch(frame, res, plan[0], plan[1])
+        return {tid: target.track(frame) for tid, target in self._targets.items()}

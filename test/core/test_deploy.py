@@ -1,0 +1,160 @@
+"""ONNX export and the ONNX Runtime / OpenVINO backends on real frames.
+
+The exported graphs are checked against PyTorch on a real crop pair, and the tracker run by
+each runtime must give PyTorch's boxes within 0.5 px on every frame of the parity clip
+(pysot's seeded alex weights on ``bag.avi``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _siamrpn_data import BAG, PARITY, need, read_video
+
+from siam_core import zoo
+from siam_core.checkpoint import load_checkpoint
+from siam_core.cli import export as export_cli
+from siam_core.cli import track as track_cli
+from siam_core.config import load_config
+from siam_core.deploy import cache
+from siam_core.deploy.export import export_onnx, read_manifest
+from siam_core.deploy.runtime import OnnxNet
+from siam_core.eval.runner import make_tracker
+from siam_core.tracker.siamrpn import SiamRPNTracker
+
+pytest.importorskip("onnxruntime", reason="onnxruntime missing: run `make setup`")
+INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md: the parity references' box
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return read_video(need(BAG))
+
+
+@pytest.fixture(scope="module")
+def alex():
+    return load_checkpoint(
+        need(PARITY) / "weights.safetensors", load_config("siamrpn_alex_dwxcorr")
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(alex, frames, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, cfg = alex
+    out = tmp_path_factory.mktemp("alex_onnx")
+    z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frames[0], INIT)
+    export_onnx(model, cfg, out, z, x, batches=(3,))
+    return out
+
+
+def test_export_writes_checked_graphs_and_manifest(exported: Path, alex) -> None:
+    manifest = read_manifest(exported)
+    assert manifest["config"] == alex[1].to_dict()
+    assert manifest["head_batches"] == [1, 3]
+    assert set(manifest["graphs"]) == {"template", "features", "head_b1", "head_b3"}
+    for graph in manifest["graphs"].values():
+        assert (exported / graph["file"]).is_file()
+    assert manifest["graphs"]["template"]["inputs"] == {"z": [1, 3, 127, 127]}
+    assert manifest["graphs"]["head_b1"]["outputs"]["cls"] == [1, 10, 21, 21]
+    assert max(manifest["check"]["max_relative_error"].values()) < 1e-3
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_backend_gives_pytorch_boxes_on_every_frame(
+    backend: str, alex, exported: Path, frames: list[np.ndarray]
+) -> None:
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
+    model, cfg = alex
+    ref = SiamRPNTracker(model, cfg)
+    got = SiamRPNTracker(model, cfg, runtime=OnnxNet(exported, backend, threads=1))
+    ref.init(frames[0], INIT)
+    got.init(frames[0], INIT)
+    worst = 0.0
+    for i, frame in enumerate(frames[1:], 1):
+        a, b = ref.track(frame), got.track(frame)
+        err = float(np.abs(np.subtract(a.box, b.box)).max())
+        assert err < 0.5, f"{backend} frame {i}: box off by {err:.3f} px"
+        assert abs(a.score - b.score) < 1e-3
+        worst = max(worst, err)
+    assert worst < 0.5
+
+
+def test_wider_search_runs_through_the_same_graphs(alex, exported, frames) -> None:
+    """The long-term tracker widens the search: the graphs take any search size."""
+    model, cfg = alex
+    ref = SiamRPNTracker(model, cfg)
+    got = SiamRPNTracker(model, cfg, runtime=OnnxNet(exported, "onnxruntime", threads=1))
+    for t in (ref, got):
+        t.init(frames[0], INIT)
+    a, b = ref.search(frames[5], instance_size=447), got.search(frames[5], instance_size=447)
+    assert abs(a.cx - b.cx) < 0.5 and abs(a.cy - b.cy) < 0.5 and abs(a.score - b.score) < 1e-3
+
+
+def test_missing_head_batch_and_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
+    net = OnnxNet(exported, "onnxruntime", threads=1)
+    import torch
+
+    with pytest.raises(RuntimeError, match="re-export with --batch 2"):
+        net.run_head([torch.zeros(2, 256, 4, 4), torch.zeros(2, 256, 4, 4)])
+    with pytest.raises(FileNotFoundError, match="siam-export"):
+        OnnxNet(tmp_path, "onnxruntime")
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable manifest"):
+        OnnxNet(tmp_path, "onnxruntime")
+    (tmp_path / "manifest.json").write_text(json.dumps(read_manifest(exported)))
+    with pytest.raises(FileNotFoundError, match=r"template\.onnx missing"):
+        OnnxNet(tmp_path, "onnxruntime")
+    (tmp_path / "template.onnx").write_bytes(b"\x00garbage")
+    with pytest.raises(Exception, match=r"(?i)protobuf|parse|load|invalid"):
+        OnnxNet(tmp_path, "onnxruntime")
+    with pytest.raises(ValueError, match="provider"):
+        OnnxNet(exported, "tensorrt")
+
+
+def test_siam_track_and_siam_eval_take_the_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exported: Path
+) -> None:
+    """The default model through siam-track --backend onnxruntime (exported into the cache on
+    first use, reused after) and a siam-eval spec with @onnxruntime."""
+    monkeypatch.setenv("SIAM_TRACKER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "t.json"
+    argv = [str(need(BAG)), "--init", "315,140,112,112", "--max-frames", "8", "--quiet"]
+    assert track_cli.main([*argv, "--backend", "onnxruntime", "--out", str(out)]) == 0
+    onnx_doc = json.loads(out.read_text())
+    assert track_cli.main([*argv, "--out", str(out)]) == 0
+    torch_doc = json.loads(out.read_text())
+    for a, b in zip(onnx_doc["frames"], torch_doc["frames"], strict=True):
+        assert np.abs(np.subtract(a["box"], b["box"])).max() < 0.5
+    exports = list((tmp_path / "cache" / "onnx").iterdir())
+    assert len(exports) == 1  # exported once
+    manifest = read_manifest(exports[0])
+    assert "image" in manifest["check"]
+    tracker = make_tracker(f"siamrpn::{zoo.DEFAULT_WEIGHTS}@onnxruntime")
+    assert isinstance(tracker, SiamRPNTracker) and isinstance(tracker.net, OnnxNet)
+    assert list((tmp_path / "cache" / "onnx").iterdir()) == exports  # the cache was reused
+    with pytest.raises(ValueError, match="backend must be one of"):
+        zoo.load_tracker(backend="tensorrt")
+
+
+def test_siam_export_cli_on_a_real_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    weights = need(PARITY) / "weights.safetensors"
+    out = tmp_path / "exp"
+    argv = ["siamrpn_alex_dwxcorr", "--weights", str(weights), "--out", str(out)]
+    assert export_cli.main([*argv, "--image", str(need(BAG)), "--box", "315,140,112,112"]) == 0
+    assert "max relative deviation" in capsys.readouterr().out
+    assert read_manifest(out)["check"]["image"].endswith("bag.avi frame 0")
+    assert export_cli.main([*argv, "--image", str(need(BAG))]) == 1
+    assert "--image needs --box" in capsys.readouterr().err
+    assert export_cli.main([*argv, "--image", str(need(BAG)), "--box", "900,900,5,5"]) == 1
+    assert "outside" in capsys.readouterr().err
+
+
+def test_check_frame_falls_back_to_a_synthetic_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_CHECK_CLIPS", ())
+    frame, _, source = cache.check_frame()
+    assert frame.shape == (360, 480, 3) and source.startswith("synthetic")
+    assert frame.std() > 20  # textured, so the check exercises the network
