@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-servo test lint bench clean
 
 setup:
 	$(PYTHON) tools/setup_env.py $(if $(FORCE),--force,)
@@ -13,6 +13,10 @@ setup:
 demo:
 	$(PYTHON) tools/setup_env.py --demo $(if $(FORCE),--force,)
 	$(PY) -m siam_tracker_ros.demo $(DEMO_ARGS)
+
+# Closed loop: simulated pan-tilt camera + tracker node + servo on a real sequence (out/servo/).
+demo-servo: setup
+	$(PY) -m siam_tracker_ros.servo_demo $(DEMO_ARGS)
 
 # One PyTorch thread per process: tests run tracker nodes beside the test process on 2 cores,
 # where two threads each only fight (set OMP_NUM_THREADS to override).

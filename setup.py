@@ -44,6 +44,8 @@ setup(
             "siam-tracker-lifecycle-node = siam_tracker_ros.node:lifecycle_main",
             "siam-video-player = siam_tracker_ros.player:main",
             "siam-demo = siam_tracker_ros.demo:main",
+            "siam-servo = siam_tracker_ros.servo:main",
+            "siam-pantilt-sim = siam_tracker_ros.pantilt_sim:main",
             "siam-eval = siam_core.cli.eval:main",
             "siam-train = siam_core.cli.train:main",
             "siam-curate = siam_core.cli.curate:main",

@@ -128,3 +128,26 @@ def describe_bbox(bbox: BoundingBox2D) -> str:
 def stamp_ns(stamp: Any) -> int:
     """A ``builtin_interfaces/Time`` as integer nanoseconds (exact, unlike float seconds)."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def depth_to_metres(msg: Image) -> np.ndarray:
+    """An aligned depth image (``16UC1`` millimetres or ``32FC1`` metres) as float32 metres.
+
+    Pixels without a depth (0, NaN, infinity) come out as NaN.
+    """
+    encodings = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
+    if msg.encoding not in encodings:
+        raise ValueError(f"unsupported depth encoding '{msg.encoding}'; supported: 16UC1, 32FC1")
+    dtype = np.dtype(encodings[msg.encoding]).newbyteorder(">" if msg.is_bigendian else "<")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * dtype.itemsize
+    if height == 0 or width == 0 or step < row_bytes or len(msg.data) != step * height:
+        raise ValueError(
+            f"malformed depth image: {width}x{height}, step {step}, {len(msg.data)} bytes"
+        )
+    rows = np.frombuffer(msg.data, np.uint8).reshape(height, step)[:, :row_bytes]
+    depth = rows.view(dtype).reshape(height, width).astype(np.float32)
+    if dtype.kind == "u":
+        depth *= 0.001
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+    return depth

@@ -11,7 +11,9 @@ Interfaces (names relative to the node's namespace):
   TrackerStatus) for every processed frame, ``debug_image`` when enabled, and
   ``init_accepted`` (vision_msgs/Detection2D, reliable): every init the node accepted, with
   the header of the image the box was applied to, the box, the target id and the label, so
-  a bag records when and what the operator (or detector) chose.
+  a bag records when and what the operator (or detector) chose;
+* control outputs (``target``, ``target_point``; subscribes ``camera_info`` and a depth image):
+  see :mod:`siam_tracker_ros.target`.
 
 Tracking runs on the :class:`~siam_tracker_ros.worker.TrackingWorker` thread, never on the
 executor, so services answer while a frame is being tracked and old frames are dropped rather
@@ -52,6 +54,7 @@ from siam_tracker_ros.conversions import (
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.params import PARAMETERS, validate
 from siam_tracker_ros.srv import InitTarget
+from siam_tracker_ros.target import TargetOutput
 from siam_tracker_ros.worker import Outcome, TrackingWorker
 
 NODE_NAME = "tracker_node"
@@ -118,6 +121,7 @@ class TrackerLogic:
         self._debug_pub = None
         if params["publish_debug_image"]:
             self._debug_pub = self.create_publisher(Image, "debug_image", 2)
+        self._target_out = TargetOutput(self, params)
         group = MutuallyExclusiveCallbackGroup()  # services never wait behind image callbacks
         self._tracker_services = [
             self.create_service(
@@ -176,6 +180,7 @@ class TrackerLogic:
             image_sub = self.create_subscription(Image, topic, self._on_image, qos)
         init_sub = self.create_subscription(Detection2D, "init_detection", self._on_detection, 10)
         self._subscriptions_made = [image_sub, init_sub]
+        self._subscriptions_made += self._target_out.subscribe()
         self._worker.start()
         self._active = True
         self.get_logger().info(f"tracking images from {image_sub.topic_name}")
@@ -206,6 +211,9 @@ class TrackerLogic:
             if publisher is not None:
                 self.destroy_publisher(publisher)
             setattr(self, name, None)
+        if getattr(self, "_target_out", None) is not None:
+            self._target_out.destroy()
+            self._target_out = None
         self._worker = self._tracker = None
 
     # -- callbacks ---------------------------------------------------------------------------
@@ -304,6 +312,7 @@ class TrackerLogic:
         self._status_pub.publish(status)
         if self._debug_pub is not None and outcome.image is not None:
             self._debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
+        self._target_out.publish(outcome)
 
 
 class TrackerNode(TrackerLogic, Node):

@@ -38,9 +38,26 @@ PARAMETERS: tuple[Param, ...] = (
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
     Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)"),
+    # Control outputs (topic `target`, README "Control outputs"): bearing, Kalman, latency.
+    Param("camera_info_topic", "camera_info", "CameraInfo for bearings; empty: pixels only"),
+    Param("camera_info_latched", False, "subscribe CameraInfo reliable + transient local"),
+    Param("rectified", False, "images are rectified: bearings from CameraInfo P, no distortion"),
+    Param("depth_topic", "", "aligned depth image (16UC1 mm, 32FC1 m) for target_point"),
+    Param("depth_core", 0.5, "fraction of the box (centred) whose median depth is used"),
+    Param("depth_sync_s", 0.05, "largest stamp difference between an image and its depth"),
+    Param("latency_compensation", "processing", "predict to stamp+latency: processing|clock|none"),
+    Param("lookahead_s", 0.0, "predict this much further ahead (the controller's own delay)"),
+    Param("max_prediction_s", 0.5, "bound on how far ahead the prediction reaches"),
+    Param("kf_meas_noise", 0.05, "Kalman: centre noise at score 1, in target sizes"),
+    Param("kf_size_noise", 0.1, "Kalman: size noise at score 1, relative"),
+    Param("kf_accel_noise", 3.0, "Kalman: centre acceleration noise, target sizes/s^1.5"),
+    Param("kf_size_accel_noise", 1.0, "Kalman: size acceleration noise, target sizes/s^1.5"),
+    Param("kf_min_score", 0.2, "Kalman: boxes scored below this only predict"),
+    Param("kf_max_coast_s", 1.0, "Kalman: predict at most this long without a box, then drop"),
 )
 DEFAULTS: dict[str, ParamValue] = {p.name: p.default for p in PARAMETERS}
 QOS_RELIABILITY = ("best_effort", "reliable")
+LATENCY_COMPENSATION = ("processing", "clock", "none")
 
 
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
@@ -70,6 +87,13 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
             raise ValueError(f"{name} must be -1 (default) or lie in [0, 1], got {merged[name]}")
     if merged["mono16_max"] <= 0 or merged["torch_threads"] < 0:
         raise ValueError("mono16_max must be > 0 and torch_threads >= 0")
+    if merged["latency_compensation"] not in LATENCY_COMPENSATION:
+        raise ValueError(f"latency_compensation must be one of {LATENCY_COMPENSATION}")
+    if not 0.0 < merged["depth_core"] <= 1.0:
+        raise ValueError(f"depth_core must lie in (0, 1], got {merged['depth_core']}")
+    for name in ("depth_sync_s", "lookahead_s", "max_prediction_s"):
+        if merged[name] < 0:
+            raise ValueError(f"{name} must be >= 0, got {merged[name]}")
     return merged
 
 

@@ -21,6 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
 from siam_core.io.frames import FrameSource
+from siam_tracker_ros.cli import run_node_tool
 from siam_tracker_ros.conversions import bgr_to_image
 
 
@@ -108,21 +109,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ros_args = argv[argv.index("--ros-args") :] if "--ros-args" in argv else []
-    args = parse_args(argv[: len(argv) - len(ros_args)])
-    rclpy.init(args=["siam-video-player", *ros_args])
-    node = rclpy.create_node("video_player")
-    try:
-        return play(node, args)
-    except (ValueError, FileNotFoundError) as exc:
-        node.get_logger().error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node_tool("siam-video-player", "video_player", parse_args, play, argv)
 
 
 if __name__ == "__main__":
