@@ -30,7 +30,7 @@ from tqdm import tqdm
 from siam_core import zoo
 from siam_core.data.sequences import load_sequence
 from siam_core.io.frames import FrameSource
-from siam_core.tracker.base import TrackState
+from siam_core.tracker.base import TrackState, check_box
 
 _VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 
@@ -43,7 +43,10 @@ def _box(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"--init must be x,y,w,h numbers, got {text!r}") from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"--init needs 4 values x,y,w,h, got {len(values)}")
-    return values  # type: ignore[return-value]
+    try:
+        return check_box(values)  # against the image once the first frame is read
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--init: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,6 +110,8 @@ def run(args: argparse.Namespace) -> dict:
     for target in (args.out, args.save_video):
         if target is not None and not target.parent.is_dir():
             raise ValueError(f"output folder does not exist: {target.parent}")
+        if target is not None and target.is_dir():
+            raise ValueError(f"output path is a folder, not a file: {target}")
     if args.save_video is not None and args.save_video.suffix.lower() not in _VIDEO_CODECS:
         raise ValueError(f"--save-video must end in one of {sorted(_VIDEO_CODECS)}")
     if args.threads is not None:
@@ -175,12 +180,29 @@ def run(args: argparse.Namespace) -> dict:
     return doc
 
 
+def _join_init(argv: list[str]) -> list[str]:
+    """``--init -20,-20,60,60`` as ``--init=-20,...``: argparse would read the negative box
+    as an option."""
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--init":
+            value = next(items, None)
+            out.append(item if value is None else f"--init={value}")
+        else:
+            out.append(item)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_init(sys.argv[1:] if argv is None else argv))
     try:
         doc = run(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"siam-track: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, but still one line for the user, never a traceback
+        print(f"siam-track: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     n = len(doc["frames"])
     print(f"tracked {n} frames with {doc['model']} -> {args.out}", file=sys.stderr)
