@@ -156,6 +156,13 @@ class TrackerLogic:
         self._errors = 0
         self._errors_lock = threading.Lock()
         self._seen_errors: set[tuple[str, str, str]] = set()
+        self._worker: TrackingWorker | None = None
+        self._tracker: Tracker | None = None
+        self._device = "cpu"
+        self._image_sub = None
+        self._init_sub = None
+        self._debug_pub = None
+        self._active = False
         overrides = {
             name: param.value
             for name, param in self._parameter_overrides.items()
@@ -171,13 +178,6 @@ class TrackerLogic:
         self._params = self._read_tracker_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._guard_rclpy_services()
-        self._worker: TrackingWorker | None = None
-        self._tracker: Tracker | None = None
-        self._device = "cpu"
-        self._image_sub = None
-        self._init_sub = None
-        self._debug_pub = None
-        self._active = False
 
     def _read_tracker_parameters(self) -> dict[str, Any]:
         return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
@@ -229,7 +229,7 @@ class TrackerLogic:
         self._params = params = self._read_tracker_parameters()
         if params["torch_threads"]:
             torch.set_num_threads(params["torch_threads"])
-        cv2.setLogLevel(0)  # OpenCV's own messages: silent; decode failures are counted
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # counted instead
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "status", 10)
@@ -561,7 +561,10 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     except Exception as exc:  # the one line a user needs, never a traceback
         why = str(exc) if isinstance(exc, ParamError) else f"{type(exc).__name__}: {exc}"
         print(f"[{NODE_NAME}] cannot start: {why}", file=sys.stderr)
-        rclpy.try_shutdown()
+        try:
+            rclpy.try_shutdown()
+        except Exception:  # a half-built node may fail to clean up: the process ends anyway
+            pass
         return 1
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)

@@ -164,6 +164,11 @@ class Live:
         msg.header.stamp.sec = next(self.stamp)
         return msg
 
+    def compressed_frame(self, data) -> CompressedImage:
+        msg = CompressedImage(format="jpeg", data=bytes(data))
+        msg.header.stamp.sec = next(self.stamp)
+        return msg
+
     def step(self, msg: Image | CompressedImage, timeout: float = 30.0) -> TrackerStatus:
         """Publish a frame (again every 2 s: the first ones may precede matching) and return
         the status the node publishes for it."""
