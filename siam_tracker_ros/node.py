@@ -25,6 +25,7 @@ refused with the reason, so ``get_parameters`` always reports what the node is u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -561,10 +562,8 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     except Exception as exc:  # the one line a user needs, never a traceback
         why = str(exc) if isinstance(exc, ParamError) else f"{type(exc).__name__}: {exc}"
         print(f"[{NODE_NAME}] cannot start: {why}", file=sys.stderr)
-        try:
+        with contextlib.suppress(Exception):  # a half-built node may not clean up: exiting
             rclpy.try_shutdown()
-        except Exception:  # a half-built node may fail to clean up: the process ends anyway
-            pass
         return 1
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
