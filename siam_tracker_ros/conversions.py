@@ -11,6 +11,7 @@ uses the centre, so centre = (x + w / 2, y + h / 2) in continuous pixel coordina
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,6 +102,24 @@ def compressed_size(data: bytes | memoryview) -> tuple[int, int]:
     raise ValueError("compressed image is neither JPEG nor PNG (by its signature)")
 
 
+def _check_png_chunks(data: memoryview) -> None:
+    """Every chunk complete with a matching CRC, up to IEND (PNG spec 5.3): libpng prints its
+    own errors on stderr for damaged files, so they are refused before it sees them."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        end = i + 12 + length
+        if end > n:
+            break
+        kind = data[i + 4 : i + 8]
+        if zlib.crc32(data[i + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise ValueError(f"PNG chunk {bytes(kind)!r} is damaged (CRC mismatch)")
+        if kind == b"IEND":
+            return
+        i = end
+    raise ValueError("truncated PNG (no IEND chunk)")
+
+
 # JPEG start-of-frame markers (ITU T.81 B.1.1.3): C0-CF except DHT (C4), JPG (C8), DAC (CC).
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
@@ -144,6 +163,8 @@ def compressed_to_bgr(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS
     if width == 0 or height == 0:
         raise ValueError(f"compressed image declares an empty size {width}x{height}")
     _check_pixels(width, height, max_pixels, "compressed image")
+    if buffer[:4].tobytes() == b"\x89PNG":
+        _check_png_chunks(memoryview(buffer))
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot decode compressed image (format '{msg.format}')")
