@@ -11,8 +11,13 @@ uses the centre, so centre = (x + w / 2, y + h / 2) in continuous pixel coordina
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -150,11 +155,42 @@ def _jpeg_size(data: memoryview) -> tuple[int, int]:
     raise ValueError("JPEG without a frame header (SOF) before its data")
 
 
-def compressed_to_bgr(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stderr_to(sink: Callable[[str], None]) -> Iterator[None]:
+    """Route what C libraries write on file descriptor 2 to ``sink`` while the block runs.
+
+    libjpeg and libpng print warnings ("Corrupt JPEG data: ...") straight to stderr, past
+    OpenCV's log level; a node hands them to its throttled logger instead. The descriptor is
+    process-wide, so the block is short (one decode) and serialised by a lock.
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace").strip()
+            if text:
+                sink(" | ".join(text.splitlines()))
+
+
+def compressed_to_bgr(
+    msg: CompressedImage,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoder_messages: Callable[[str], None] | None = None,
+) -> np.ndarray:
     """A JPEG/PNG ``sensor_msgs/CompressedImage`` as BGR uint8.
 
     The size declared in the header is checked against ``max_pixels`` before decoding, so a
-    small file declaring a huge image costs nothing; the decoded size must match it.
+    small file declaring a huge image costs nothing; the decoded size must match it. With
+    ``decoder_messages``, what the JPEG/PNG libraries print is passed to it, not to stderr.
     """
     if len(msg.data) == 0:
         raise ValueError("empty compressed image")
@@ -165,7 +201,11 @@ def compressed_to_bgr(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS
     _check_pixels(width, height, max_pixels, "compressed image")
     if buffer[:4].tobytes() == b"\x89PNG":
         _check_png_chunks(memoryview(buffer))
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if decoder_messages is None:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    else:
+        with _stderr_to(decoder_messages):
+            image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot decode compressed image (format '{msg.format}')")
     if image.shape[:2] != (height, width):

@@ -406,8 +406,11 @@ class TrackerLogic:
     def _convert(self, msg: Image | CompressedImage) -> Any:
         params = self._params
         if isinstance(msg, CompressedImage):
-            return compressed_to_bgr(msg, params["max_image_pixels"])
+            return compressed_to_bgr(msg, params["max_image_pixels"], self._decoder_message)
         return image_to_bgr(msg, params["mono16_max"], params["max_image_pixels"])
+
+    def _decoder_message(self, text: str) -> None:
+        self.get_logger().warning(f"image decoder: {text}", throttle_duration_sec=5.0)
 
     @guarded("image callback")
     def _on_image(self, msg: Image | CompressedImage) -> None:

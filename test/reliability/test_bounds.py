@@ -226,3 +226,18 @@ def test_raw_image_size_limit() -> None:
     assert image_to_bgr(msg, max_pixels=160 * 120).shape == FRAME.shape
     with pytest.raises(ValueError, match="max_image_pixels"):
         image_to_bgr(msg, max_pixels=160 * 120 - 1)
+
+
+def test_decoder_messages_go_to_the_callback_not_stderr(capfd) -> None:
+    pytest.importorskip("rclpy")
+    from sensor_msgs.msg import CompressedImage
+
+    from siam_tracker_ros.conversions import compressed_to_bgr
+
+    data = cv2.imencode(".jpg", FRAME)[1].tobytes()
+    damaged = data[:-2] + bytes(80) + data[-2:]  # garbage before the end-of-image marker
+    got: list[str] = []
+    image = compressed_to_bgr(CompressedImage(data=damaged), decoder_messages=got.append)
+    assert image.shape == FRAME.shape
+    assert len(got) == 1 and "Corrupt JPEG data" in got[0]
+    assert "Corrupt" not in capfd.readouterr().err
