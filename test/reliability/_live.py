@@ -83,9 +83,12 @@ class Live:
             args += ["-p", param]
         for param in params:
             args += ["-p", param]
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        # A file, not a pipe: a node that logs more than a pipe holds would block on a full
+        # pipe nobody reads until the end (the fuzz makes it log a line per refused request).
+        self.log_path = Path(env["ROS_LOG_DIR"]).parent / f"node{namespace.replace('/', '_')}.out"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("live_driver", context=self.context)
@@ -133,9 +136,7 @@ class Live:
         self.spin_until(lambda: self.images.get_subscription_count() > 0, 30.0, "subscription")
 
     def output(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        return self.proc.communicate()[0]
+        return self.log_path.read_text(errors="replace")
 
     def close(self) -> str:
         """Stop the node (SIGTERM) and return everything it printed."""
@@ -144,11 +145,11 @@ class Live:
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out
+            self.proc.wait()
+        return self.output()
 
     # -- the node's interfaces -----------------------------------------------------------------
     def alive(self) -> None:
