@@ -172,7 +172,7 @@ def read_config(path: str | Path) -> Config | None:
         raise ValueError(f"{p}: embedded config is not valid JSON ({exc})") from exc
     try:
         return Config.from_dict(data)
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
         raise ValueError(f"{p}: embedded config is not usable: {exc}") from exc
 
 

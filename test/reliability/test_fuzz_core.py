@@ -249,6 +249,11 @@ def test_absurd_embedded_config_is_refused(tmp_path: Path) -> None:
     save_file({"w": torch.zeros(1)}, str(path), metadata={"config": json.dumps(cfg)})
     with pytest.raises(ValueError, match="instance_size must be <= 2048"):
         read_config(path)
+    cfg = load_config("siamrpn_alex_dwxcorr").to_dict()
+    cfg["anchor"]["stride"] = float("inf")  # found by the fuzz: an OverflowError escaped
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"config": json.dumps(cfg)})
+    with pytest.raises(ValueError, match="anchor settings must be numbers"):
+        read_config(path)
 
 
 # -- dataset and ground-truth files --------------------------------------------------------------
