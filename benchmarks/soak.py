@@ -20,6 +20,7 @@ MB/min, with its standard error), RSS at start/end, latency percentiles and the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -245,11 +246,12 @@ def main() -> int:
             "status_messages_by_state": states,
             "rss_samples": rows,
         }
-    for proc in procs.values():
+    for proc in procs.values():  # all at once, then give each 15 s before killing it
         proc.terminate()
-        try:
+    for proc in procs.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
     node.destroy_node()
     rclpy.shutdown()
