@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo demo-servo test lint bench clean
+.PHONY: setup demo demo-servo test lint bench fuzz clean
 
 setup:
 	$(PYTHON) tools/setup_env.py $(if $(FORCE),--force,)
@@ -22,6 +22,13 @@ demo-servo: setup
 # where two threads each only fight (set OMP_NUM_THREADS to override).
 test: setup
 	OMP_NUM_THREADS=$(or $(OMP_NUM_THREADS),1) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Property-based fuzzing with many examples: 2000 per property, 10,000 cases against one live
+# node (counts printed at the end), plus the core's entry points.
+fuzz: setup
+	OMP_NUM_THREADS=$(or $(OMP_NUM_THREADS),1) SIAM_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),2000) \
+		$(PY) -m pytest test/reliability/test_fuzz_node.py test/reliability/test_fuzz_core.py \
+		-s -q -p no:randomly $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

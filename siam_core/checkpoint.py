@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,31 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"{p}: not a readable safetensors file ({exc})") from exc
     else:
         try:
-            raw = torch.load(p, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            with warnings.catch_warnings():  # its pickle-protocol warnings reach no user
+                warnings.simplefilter("ignore")
+                raw = torch.load(p, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
             raise ValueError(
-                f"{p}: not a loadable torch checkpoint; only plain tensors are accepted "
-                f"(torch.load weights_only=True): {_short(exc)}"
+                f"{p}: not a safe checkpoint: only plain tensors are loaded, and this file holds "
+                f"something else or is damaged ({_short(exc)})"
             ) from exc
+        except Exception as exc:  # torch.load fails in many ways on a damaged file
+            raise ValueError(f"{p}: not a loadable torch checkpoint ({_short(exc)})") from exc
     return normalize_state_dict(raw, str(p))
 
 
 def _short(exc: Exception) -> str:
-    """The informative line of a (long) torch.load error."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in lines:
-        if "error" in ln.lower() and "weights_only" not in ln:
-            return ln
-    return lines[0] if lines else type(exc).__name__
+    """The informative part of a (long) torch.load error, without its advice on loading the
+    file unsafely (``weights_only=False``, allow-listing globals)."""
+    text = " ".join(str(exc).split())
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    for advice in (" Please use", " Check the documentation", " Re-running"):
+        text = text.split(advice)[0]
+    text = text.strip(" .")
+    if not text or "weights_only" in text:
+        return type(exc).__name__
+    return text
 
 
 def _listing(keys: list[str], limit: int = 30) -> str:
@@ -164,9 +174,12 @@ def read_config(path: str | Path) -> Config | None:
         return None
     try:
         data = json.loads(meta["config"])
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{p}: embedded config is not valid JSON ({exc})") from exc
-    return Config.from_dict(data)
+    try:
+        return Config.from_dict(data)
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
+        raise ValueError(f"{p}: embedded config is not usable: {exc}") from exc
 
 
 def load_checkpoint(

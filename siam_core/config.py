@@ -92,6 +92,9 @@ class ModelConfig:
 # ``scale_num`` is a SiamFC config and needs all of them, an RPN config none.
 _SIAMFC_KEYS = ("scale_num", "scale_step", "scale_penalty", "scale_lr", "response_up")
 _RPN_KEYS = ("penalty_k", "lr")
+# Largest network input side a config may ask for (pysot's largest, the long-term 831, fits
+# easily); it bounds the memory of a crop and of the network's activations.
+MAX_INPUT_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class TrackerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+            if value > MAX_INPUT_SIDE:
+                raise ValueError(f"tracker.{name} must be <= {MAX_INPUT_SIDE}, got {value}")
         if isinstance(self.base_size, bool) or not isinstance(self.base_size, int):
             raise ValueError(f"tracker.base_size must be an integer, got {self.base_size!r}")
         if self.instance_size < self.exemplar_size:
@@ -146,6 +151,8 @@ class TrackerConfig:
             raise ValueError(
                 f"tracker.lost_instance_size must be an integer >= instance_size, got {lost!r}"
             )
+        if lost is not None and lost > MAX_INPUT_SIDE:
+            raise ValueError(f"tracker.lost_instance_size must be <= {MAX_INPUT_SIDE}, got {lost}")
         for name in ("confidence_low", "confidence_high", "lost_window_influence"):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)

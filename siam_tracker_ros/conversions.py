@@ -11,7 +11,13 @@ uses the centre, so centre = (x + w / 2, y + h / 2) in continuous pixel coordina
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -34,13 +40,27 @@ ENCODINGS: dict[str, tuple[int, type, int | None]] = {
 }
 
 
-def image_to_bgr(msg: Image, mono16_max: float = 65535.0) -> np.ndarray:
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width * height > max_pixels:
+        raise ValueError(
+            f"{what} of {width}x{height} px exceeds the limit of {max_pixels} pixels "
+            "(parameter max_image_pixels)"
+        )
+
+
+def image_to_bgr(
+    msg: Image, mono16_max: float = 65535.0, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """A ``sensor_msgs/Image`` as a BGR uint8 (H, W, 3) array.
 
     ``bgr8`` without row padding is returned as a read-only view of the message's buffer (no
     copy on the hot path); every other case is converted into a new array.
 
-    16-bit images are scaled by ``255 / mono16_max`` (set 4095 for a 12-bit camera).
+    16-bit images are scaled by ``255 / mono16_max`` (set 4095 for a 12-bit camera). Images
+    above ``max_pixels`` are refused before any pixel is touched.
     """
     encoding = msg.encoding
     if encoding not in ENCODINGS:
@@ -49,6 +69,7 @@ def image_to_bgr(msg: Image, mono16_max: float = 65535.0) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ValueError(f"empty image: {width}x{height}")
+    _check_pixels(width, height, max_pixels, "image")
     row_bytes = width * channels * np.dtype(dtype).itemsize
     if step < row_bytes:
         raise ValueError(f"step {step} < {row_bytes} bytes of a {width} px {encoding} row")
@@ -69,22 +90,139 @@ def image_to_bgr(msg: Image, mono16_max: float = 65535.0) -> np.ndarray:
     return cv2.cvtColor(source, conversion)
 
 
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
-    """A JPEG/PNG ``sensor_msgs/CompressedImage`` as BGR uint8."""
+def compressed_size(data: bytes | memoryview) -> tuple[int, int]:
+    """(width, height) a JPEG or PNG declares in its header, read without decoding.
+
+    Only these two formats are accepted (``image_transport``'s compressed formats), so that
+    no decoder ever sees a file whose size is unknown beforehand.
+    """
+    view = memoryview(data).cast("B")  # indexing yields Python ints, whatever ``data`` is
+    head = bytes(view[:32])
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise ValueError("PNG without a valid IHDR header")
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_size(view)
+    raise ValueError("compressed image is neither JPEG nor PNG (by its signature)")
+
+
+def _check_png_chunks(data: memoryview) -> None:
+    """Every chunk complete with a matching CRC, up to IEND (PNG spec 5.3): libpng prints its
+    own errors on stderr for damaged files, so they are refused before it sees them."""
+    i, n = 8, len(data)
+    while i + 12 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        end = i + 12 + length
+        if end > n:
+            break
+        kind = data[i + 4 : i + 8]
+        if zlib.crc32(data[i + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise ValueError(f"PNG chunk {bytes(kind)!r} is damaged (CRC mismatch)")
+        if kind == b"IEND":
+            return
+        i = end
+    raise ValueError("truncated PNG (no IEND chunk)")
+
+
+# JPEG start-of-frame markers (ITU T.81 B.1.1.3): C0-CF except DHT (C4), JPG (C8), DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int]:
+    """Walk the JPEG marker segments up to the frame header (SOFn) and read its size."""
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ValueError(f"JPEG marker expected at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if marker in _SOF:
+            if i + 9 > n or length < 8:
+                raise ValueError("truncated JPEG frame header")
+            height = (data[i + 5] << 8) | data[i + 6]
+            width = (data[i + 7] << 8) | data[i + 8]
+            return width, height
+        if marker in (0xDA, 0xD9) or length < 2:
+            break
+        i += 2 + length
+    raise ValueError("JPEG without a frame header (SOF) before its data")
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stderr_to(sink: Callable[[str], None]) -> Iterator[None]:
+    """Route what C libraries write on file descriptor 2 to ``sink`` while the block runs.
+
+    libjpeg and libpng print warnings ("Corrupt JPEG data: ...") straight to stderr, past
+    OpenCV's log level; a node hands them to its throttled logger instead. The descriptor is
+    process-wide, so the block is short (one decode) and serialised by a lock.
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace").strip()
+            if text:
+                sink(" | ".join(text.splitlines()))
+
+
+def compressed_to_bgr(
+    msg: CompressedImage,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoder_messages: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """A JPEG/PNG ``sensor_msgs/CompressedImage`` as BGR uint8.
+
+    The size declared in the header is checked against ``max_pixels`` before decoding, so a
+    small file declaring a huge image costs nothing; the decoded size must match it. With
+    ``decoder_messages``, what the JPEG/PNG libraries print is passed to it, not to stderr.
+    """
     if len(msg.data) == 0:
         raise ValueError("empty compressed image")
     buffer = np.frombuffer(msg.data, np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    width, height = compressed_size(buffer)
+    if width == 0 or height == 0:
+        raise ValueError(f"compressed image declares an empty size {width}x{height}")
+    _check_pixels(width, height, max_pixels, "compressed image")
+    if buffer[:4].tobytes() == b"\x89PNG":
+        _check_png_chunks(memoryview(buffer))
+    if decoder_messages is None:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    else:
+        with _stderr_to(decoder_messages):
+            image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot decode compressed image (format '{msg.format}')")
+    if image.shape[:2] != (height, width):
+        raise ValueError(f"decoded {image.shape[1]}x{image.shape[0]}, header said {width}x{height}")
     return image
 
 
-def message_to_bgr(msg: Image | CompressedImage, mono16_max: float = 65535.0) -> np.ndarray:
+def message_to_bgr(
+    msg: Image | CompressedImage,
+    mono16_max: float = 65535.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decoder_messages: Callable[[str], None] | None = None,
+) -> np.ndarray:
     """Either image message as BGR uint8: what the node (and a bag replay) tracks on."""
     if isinstance(msg, CompressedImage):
-        return compressed_to_bgr(msg)
-    return image_to_bgr(msg, mono16_max)
+        return compressed_to_bgr(msg, max_pixels, decoder_messages)
+    return image_to_bgr(msg, mono16_max, max_pixels)
 
 
 def bgr_to_image(image: np.ndarray, header: Header | None = None) -> Image:

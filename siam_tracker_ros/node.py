@@ -19,30 +19,49 @@ Tracking runs on the :class:`~siam_tracker_ros.worker.TrackingWorker` thread, ne
 executor, so services answer while a frame is being tracked and old frames are dropped rather
 than queued. :class:`TrackerNode` is configured and active at once; :class:`LifecycleTrackerNode`
 loads the model on configure, subscribes on activate and releases the GPU on deactivate.
+
+Reliability: every callback runs behind :func:`guarded`, and :func:`spin` catches what escapes
+rclpy's own callbacks (its parameter services), so no message or request ends the process; each
+failure is logged once per kind with where it happened and counted in ``TrackerStatus.errors``.
+Parameters are validated (``params.validate``) at start-up, where a bad one stops the node with
+one line ``cannot start: <name>=<value>: <why>``, and on every change, which is applied live or
+refused with the reason, so ``get_parameters`` always reports what the node is using.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+import threading
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from siam_core.threads import set_threads
-from siam_core.tracker import TrackState
+from siam_core.tracker import Tracker, TrackState
 from siam_tracker_ros.conversions import (
     bbox_to_box,
     bgr_to_image,
@@ -52,7 +71,7 @@ from siam_tracker_ros.conversions import (
     stamp_ns,
 )
 from siam_tracker_ros.msg import TrackerStatus
-from siam_tracker_ros.params import PARAMETERS, validate
+from siam_tracker_ros.params import DEFAULTS, MAX_LABEL, PARAMETERS, Param, ParamError, validate
 from siam_tracker_ros.srv import InitTarget
 from siam_tracker_ros.target import TargetOutput
 from siam_tracker_ros.worker import Outcome, TrackingWorker
@@ -92,21 +111,124 @@ def draw(image: Any, outcome: Outcome) -> Any:
     return canvas
 
 
+# Parameters whose change rebuilds the tracker (the old one serves until the new one is ready).
+RELOAD = frozenset({"model", "weights", "device", "long_term", "online"})
+THRESHOLDS = frozenset({"lost_threshold", "recover_threshold"})
+RESUBSCRIBE = frozenset({"image_topic", "compressed", "qos_reliability", "qos_depth"})
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER}
+_TYPES |= {float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+def descriptor(p: Param) -> ParameterDescriptor:
+    """The ROS descriptor of a parameter: type, range and read-only flag for introspection."""
+    d = ParameterDescriptor(
+        description=p.description, type=_TYPES[type(p.default)], read_only=p.read_only
+    )
+    if p.minimum is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+        d.integer_range = [IntegerRange(from_value=int(p.minimum), to_value=int(p.maximum))]
+    elif p.minimum is not None and isinstance(p.default, float):
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float(p.minimum), to_value=float(p.maximum))
+        ]
+    return d
+
+
+def guarded(where: str) -> Callable:
+    """Wrap a callback so that no exception leaves it: it is reported (logged once per kind,
+    counted) and a service gets ``success=False`` with the reason."""
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def run(self: TrackerLogic, *args: Any) -> Any:
+            try:
+                return method(self, *args)
+            except Exception as exc:
+                self._report(where, exc)
+                response = args[-1] if len(args) == 2 else None
+                if response is not None and hasattr(response, "success"):
+                    response.success = False
+                    response.message = f"internal error ({type(exc).__name__}: {exc})"
+                return response
+
+        return run
+
+    return wrap
+
+
 class TrackerLogic:
     """What the plain and the lifecycle node share; mixed into an rclpy ``Node`` class."""
 
     def _declare_tracker_parameters(self) -> None:
-        for p in PARAMETERS:
-            descriptor = ParameterDescriptor(description=p.description)
-            self.declare_parameter(p.name, p.default, descriptor)
+        """Declare the parameters; an unusable override raises ``ParamError`` (cannot start)."""
+        self._errors = 0
+        self._errors_lock = threading.Lock()
+        self._seen_errors: set[tuple[str, str, str]] = set()
         self._worker: TrackingWorker | None = None
-        self._tracker = None
+        self._tracker: Tracker | None = None
         self._device = "cpu"
-        self._subscriptions_made: list = []
+        self._image_sub = None
+        self._init_sub = None
+        self._debug_pub = None
         self._active = False
+        overrides = {
+            name: param.value
+            for name, param in self._parameter_overrides.items()
+            if name in DEFAULTS
+        }
+        validate(overrides)  # before rclpy sees them: our message names parameter and value
+        for p in PARAMETERS:
+            value = overrides.get(p.name, p.default)
+            if isinstance(p.default, float) and isinstance(value, int):
+                # `lost_threshold:=1` is an integer to rclpy; the parameter is a double
+                self._parameter_overrides[p.name] = Parameter(p.name, value=float(value))
+            self.declare_parameter(p.name, p.default, descriptor(p))
+        self._params = self._read_tracker_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._guard_rclpy_services()
 
     def _read_tracker_parameters(self) -> dict[str, Any]:
         return validate({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
+
+    # -- failures ----------------------------------------------------------------------------
+    def _report(self, where: str, exc: BaseException) -> None:
+        """Count an unexpected exception; log it with its origin the first time of its kind."""
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        origin = f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "unknown"
+        kind = (where, type(exc).__name__, origin)
+        with self._errors_lock:
+            self._errors += 1
+            first = kind not in self._seen_errors
+            self._seen_errors.add(kind)
+        if first:
+            self.get_logger().error(
+                f"{where}: {type(exc).__name__}: {exc} (at {origin}); the node carries on, "
+                "further errors of this kind are only counted (TrackerStatus.errors)"
+            )
+
+    def _guard_rclpy_services(self) -> None:
+        """rclpy's own services (parameters, lifecycle) raise on some malformed requests, e.g.
+        a parameter of an unknown type; wrap them so the client still gets an answer."""
+        for service in list(self.services):
+            service.callback = self._guard_service(service.srv_name, service.callback)
+
+    def _guard_service(self, name: str, callback: Callable) -> Callable:
+        @functools.wraps(callback)
+        def run(request: Any, response: Any) -> Any:
+            try:
+                return callback(request, response)
+            except Exception as exc:
+                self._report(f"service {name}", exc)
+                failed = SetParametersResult(
+                    successful=False, reason=f"refused: {type(exc).__name__}: {exc}"
+                )
+                if hasattr(response, "results") and hasattr(request, "parameters"):
+                    done = list(response.results)  # SetParameters is per parameter
+                    response.results = done + [failed] * (len(request.parameters) - len(done))
+                elif isinstance(getattr(response, "result", None), SetParametersResult):
+                    response.result = failed
+                return response
+
+        return run
 
     # -- lifecycle steps ---------------------------------------------------------------------
     def _configure(self) -> None:
@@ -114,13 +236,12 @@ class TrackerLogic:
         self._params = params = self._read_tracker_parameters()
         threads = set_threads(params["torch_threads"])  # 0: auto (siam_core.threads)
         self.get_logger().info(f"PyTorch CPU threads: {threads}")
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # counted instead
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "status", 10)
         self._init_pub = self.create_publisher(Detection2D, "init_accepted", 10)
-        self._debug_pub = None
-        if params["publish_debug_image"]:
-            self._debug_pub = self.create_publisher(Image, "debug_image", 2)
+        self._set_debug_publisher(params["publish_debug_image"])
         self._target_out = TargetOutput(self, params)
         group = MutuallyExclusiveCallbackGroup()  # services never wait behind image callbacks
         self._tracker_services = [
@@ -130,67 +251,161 @@ class TrackerLogic:
             self.create_service(Trigger, "reset", self._on_reset, callback_group=group),
         ]
 
-    def _load_model(self) -> None:
+    def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str]:
+        """A tracker for ``params``; failures are ``ParamError`` naming the parameter to blame."""
         from siam_core.zoo import load_tracker, resolve_device  # torch: not needed for --help
 
-        params = self._params
         requested = params["device"]
-        # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
-        self._device = resolve_device(requested if params["backend"] == "torch" else "cpu")
-        if requested in ("", "auto") and self._device == "cpu":
-            self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
-        long_term = None
-        if params["long_term"]:
-            chosen = (
-                ("enter_threshold", params["lost_threshold"]),
-                ("leave_threshold", params["recover_threshold"]),
-            )
-            long_term = {key: value for key, value in chosen if value != -1.0}
+        try:
+            # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
+            device = resolve_device(requested if params["backend"] == "torch" else "cpu")
+        except (ValueError, RuntimeError) as exc:
+            raise ParamError("device", requested, str(exc)) from exc
+        long_term = self._long_term_overrides(params) if params["long_term"] else None
         # the classifier trains on a worker thread: no frame waits for an update
         online = {"async_update": True} if params["online"] else None
-        self._tracker = load_tracker(
-            params["model"],
-            params["weights"],
-            self._device,
-            long_term,
-            backend=params["backend"],
-            threads=params["torch_threads"],
-            online=online,
+        blame = "weights" if params["weights"] else "model"
+        try:
+            tracker = load_tracker(
+                params["model"],
+                params["weights"],
+                device,
+                long_term,
+                backend=params["backend"],
+                threads=params["torch_threads"],
+                online=online,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            if "threshold" in str(exc) and long_term:
+                why = _user_names(exc)
+                raise ParamError("lost_threshold", params["lost_threshold"], why) from exc
+            if isinstance(exc, RuntimeError) and device.startswith("cuda"):
+                blame = "device"  # e.g. CUDA out of memory
+            raise ParamError(blame, params[blame], str(exc)) from exc
+        return tracker, device
+
+    @staticmethod
+    def _long_term_overrides(params: dict[str, Any]) -> dict[str, float]:
+        chosen = (
+            ("enter_threshold", params["lost_threshold"]),
+            ("leave_threshold", params["recover_threshold"]),
         )
+        return {key: value for key, value in chosen if value != -1.0}
+
+    def _load_model(self) -> None:
+        params = self._params
+        self._tracker, self._device = self._build_tracker(params)
+        if params["device"] == "auto" and self._device == "cpu":
+            self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
         self._worker = TrackingWorker(
             self._tracker,
             self._convert,
             self._publish_outcome,
             lambda text: self.get_logger().warning(text, throttle_duration_sec=2.0),
             buffer_size=params["buffer_size"],
+            report=self._report,
         )
         self.get_logger().info(f"model {self._tracker.name} loaded on {self._device}")
 
-    def _activate(self) -> None:
+    def _set_debug_publisher(self, enabled: bool) -> None:
+        if enabled and self._debug_pub is None:
+            self._debug_pub = self.create_publisher(Image, "debug_image", 2)
+        elif not enabled and self._debug_pub is not None:
+            publisher, self._debug_pub = self._debug_pub, None
+            self.destroy_publisher(publisher)
+
+    def _subscribe_images(self) -> None:
+        """(Re)subscribe the camera with the current parameters; the old subscription is only
+        dropped once the new one exists."""
         params = self._params
-        if self._worker is None:  # released by deactivate
-            self._load_model()
         qos = image_qos(params["qos_reliability"], params["qos_depth"])
         topic = params["image_topic"]
         if params["compressed"]:
-            image_sub = self.create_subscription(
+            sub = self.create_subscription(
                 CompressedImage, f"{topic}/compressed", self._on_image, qos
             )
         else:
-            image_sub = self.create_subscription(Image, topic, self._on_image, qos)
-        init_sub = self.create_subscription(Detection2D, "init_detection", self._on_detection, 10)
-        self._subscriptions_made = [image_sub, init_sub]
-        self._subscriptions_made += self._target_out.subscribe()
+            sub = self.create_subscription(Image, topic, self._on_image, qos)
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        self._image_sub = sub
+        self.get_logger().info(f"tracking images from {sub.topic_name}")
+
+    # -- live parameter changes --------------------------------------------------------------
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a change and apply it, or refuse it with the reason (nothing is stored)."""
+        updates = {p.name: p.value for p in parameters if p.name in DEFAULTS}
+        if not updates:
+            return SetParametersResult(successful=True)
+        try:
+            new = validate({**self._params, **updates})
+            self._apply(new)
+        except ParamError as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        except Exception as exc:
+            self._report("set_parameters", exc)
+            return SetParametersResult(successful=False, reason=f"not applied: {exc}")
+        return SetParametersResult(successful=True)
+
+    def _apply(self, new: dict[str, Any]) -> None:
+        """Make the node use ``new``; raises ``ParamError`` (and changes nothing) if it cannot."""
+        old = self._params
+        changed = {name for name in new if new[name] != old[name]}
+        if self._worker is None:  # not configured: configure reads the parameters
+            self._params = new
+            return
+        tracker, device = None, self._device
+        if changed & RELOAD:
+            tracker, device = self._build_tracker(new)
+        elif changed & THRESHOLDS and isinstance(self._tracker, _long_term_tracker_class()):
+            config = self._long_term_config(new)
+            with self._worker.locked():
+                self._tracker.config = self._tracker.machine.config = config
+        if self._active and changed & RESUBSCRIBE:
+            self._params = new
+            try:
+                self._subscribe_images()
+            except Exception as exc:
+                self._params = old
+                raise ParamError("image_topic", new["image_topic"], str(exc)) from exc
+        if tracker is not None:
+            self._worker.replace_tracker(tracker)
+            self._tracker, self._device = tracker, device
+            self.get_logger().info(f"model {tracker.name} loaded on {device}; target dropped")
+        if "buffer_size" in changed:
+            self._worker.resize_buffer(new["buffer_size"])
+        if "publish_debug_image" in changed:
+            self._set_debug_publisher(new["publish_debug_image"])
+        self._params = new
+
+    def _long_term_config(self, params: dict[str, Any]) -> Any:
+        from siam_core.tracker.longterm import LongTermConfig  # torch: not needed for --help
+
+        base = self._tracker.tracker.cfg
+        try:
+            return LongTermConfig.from_config(base, **self._long_term_overrides(params))
+        except ValueError as exc:
+            raise ParamError("lost_threshold", params["lost_threshold"], _user_names(exc)) from exc
+
+    def _activate(self) -> None:
+        if self._worker is None:  # released by deactivate
+            self._load_model()
+        self._subscribe_images()
+        self._init_sub = self.create_subscription(
+            Detection2D, "init_detection", self._on_detection, 10
+        )
+        self._target_subs = self._target_out.subscribe()
         self._worker.start()
         self._active = True
-        self.get_logger().info(f"tracking images from {image_sub.topic_name}")
 
     def _deactivate(self) -> None:
         """Unsubscribe, stop the worker and, on a GPU, release the model's memory."""
         self._active = False
-        for sub in self._subscriptions_made:
-            self.destroy_subscription(sub)
-        self._subscriptions_made = []
+        for sub in (self._image_sub, self._init_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._image_sub = self._init_sub = None
         if self._worker is not None:
             self._worker.stop()
             self._worker.reset()
@@ -218,16 +433,28 @@ class TrackerLogic:
 
     # -- callbacks ---------------------------------------------------------------------------
     def _convert(self, msg: Image | CompressedImage) -> Any:
-        return message_to_bgr(msg, self._params["mono16_max"])
+        params = self._params
+        return message_to_bgr(
+            msg, params["mono16_max"], params["max_image_pixels"], self._decoder_message
+        )
 
+    def _decoder_message(self, text: str) -> None:
+        self.get_logger().warning(f"image decoder: {text}", throttle_duration_sec=5.0)
+
+    @guarded("image callback")
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._worker.submit(msg, stamp_ns(msg.header.stamp))
 
+    @guarded("init_target")
     def _on_init_target(
         self, request: InitTarget.Request, response: InitTarget.Response
     ) -> InitTarget.Response:
         if not self._active or self._worker is None:
             response.success, response.message = False, "tracker is not active"
+            return response
+        if len(request.label) > MAX_LABEL:
+            response.success = False
+            response.message = f"label longer than {MAX_LABEL} characters"
             return response
         image = request.image if len(request.image.data) > 0 else None
         label = request.label or self._params["target_label"]
@@ -245,18 +472,20 @@ class TrackerLogic:
             self.get_logger().warning(f"init_target: {message}")
         return response
 
+    @guarded("reset")
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self._worker is not None:
             self._worker.reset()
         response.success, response.message = True, "target forgotten; state IDLE"
         return response
 
+    @guarded("init_detection")
     def _on_detection(self, msg: Detection2D) -> None:
         """Hand-over from a detector: its box, stamp and best class label start a new target."""
         label = self._params["target_label"]
         if msg.results:
             best = max(msg.results, key=lambda r: r.hypothesis.score)
-            label = best.hypothesis.class_id or label
+            label = best.hypothesis.class_id[:MAX_LABEL] or label
         ok, message, target_id = self._worker.init_target(
             bbox_to_box(msg.bbox), stamp_ns(msg.header.stamp), None, label
         )
@@ -304,14 +533,17 @@ class TrackerLogic:
             frames_received=counters.received,
             frames_processed=counters.processed,
             frames_dropped=counters.dropped,
+            frames_rejected=counters.rejected,
+            errors=self._errors,
             device=self._device,
             model=self._tracker.name,
         )
         if result is not None:
             status.search_region = box_to_bbox(result.search_region)
         self._status_pub.publish(status)
-        if self._debug_pub is not None and outcome.image is not None:
-            self._debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
+        debug_pub = self._debug_pub
+        if debug_pub is not None and outcome.image is not None:
+            debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
         self._target_out.publish(outcome)
 
 
@@ -364,11 +596,25 @@ class LifecycleTrackerNode(TrackerLogic, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
 
+def _long_term_tracker_class() -> type:
+    from siam_core.tracker.longterm import LongTermTracker  # torch: not needed for --help
+
+    return LongTermTracker
+
+
+def _user_names(exc: Exception) -> str:
+    """A long-term config error in the node's parameter names rather than the core's."""
+    text = str(exc).replace("longterm.enter_threshold", "lost_threshold")
+    return text.replace("leave_threshold", "recover_threshold")
+
+
 # How often the spinning thread re-checks that the context is still up (see run_executor).
 SHUTDOWN_POLL_S = 0.25
 
 
-def run_executor(executor: Executor, context: Context) -> None:
+def run_executor(
+    executor: Executor, context: Context, report: Callable[[Exception], None] | None = None
+) -> None:
     """Spin ``executor`` until ``context`` shuts down, with a bounded delay after a signal.
 
     Why not ``executor.spin()``: rclpy's signal handling thread first triggers the executors'
@@ -378,9 +624,20 @@ def run_executor(executor: Executor, context: Context) -> None:
     back to an unbounded wait that nothing wakes again: the node then ignores that SIGTERM (a
     second one ends it). SIGINT escapes by a KeyboardInterrupt; SIGTERM has no Python handler.
     Waiting at most ``SHUTDOWN_POLL_S`` per round re-checks the context after every wake-up.
+    With ``report``, an exception escaping a callback (ours are guarded; rclpy's own parameter
+    services are not) is reported and spinning carries on.
     """
     while context.ok():
-        executor.spin_once(timeout_sec=SHUTDOWN_POLL_S)
+        try:
+            executor.spin_once(timeout_sec=SHUTDOWN_POLL_S)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return
+        except Exception as exc:
+            # SIGINT/SIGTERM shut the context down from rclpy's signal handler; the executor
+            # can then fail building its wait set: that is the shutdown itself.
+            if report is None or not context.ok():
+                raise
+            report(exc)
 
 
 def usage(prog: str) -> str:
@@ -413,20 +670,21 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
 
     rclpy.init(args=args)
     try:
+        rclpy.init(args=args)
         node = node_class()
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"[{NODE_NAME}] cannot start: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
+    except Exception as exc:  # the one line a user needs, never a traceback
+        why = str(exc) if isinstance(exc, ParamError) else f"{type(exc).__name__}: {exc}"
+        print(f"[{NODE_NAME}] cannot start: {why}", file=sys.stderr)
+        with contextlib.suppress(Exception):  # a half-built node may not clean up: exiting
+            rclpy.try_shutdown()
         return 1
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
-        run_executor(executor, node.context)
+        run_executor(executor, node.context, lambda exc: node._report("executor callback", exc))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # SIGINT/SIGTERM shut the context down from rclpy's signal handler; the executor can
-        # then fail building its wait set. That is the shutdown itself, not an error.
         if rclpy.ok():
             raise
     finally:

@@ -1,7 +1,14 @@
-"""The tracker node's parameters: one table for the node, the config files, launch and docs."""
+"""The tracker node's parameters: one table for the node, the config files, launch and docs.
+
+Each parameter carries its range (or choices) and whether it can change while the node runs;
+:func:`validate` is the one check, used at start-up, by the node's set-parameters callback and
+for parameter files. It raises :class:`ParamError`, whose text is ``<name>=<value>: <why>``.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,85 +22,241 @@ ParamValue = bool | int | float | str
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter; ``minimum``/``maximum`` bound numbers, ``choices`` strings, and
+    ``read_only`` ones are fixed once the node has started."""
+
     name: str
     default: ParamValue
     description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    read_only: bool = False
 
 
+class ParamError(ValueError):
+    """A parameter value the node cannot use; ``str()`` is ``<name>=<value>: <why>``."""
+
+    def __init__(self, name: str, value: Any, why: str) -> None:
+        super().__init__(
+            f"{name}={value!r}: {why}" if isinstance(value, str) else f"{name}={value}: {why}"
+        )
+        self.name, self.value, self.why = name, value, why
+
+
+MAX_IMAGE_PIXELS = 1 << 28  # hard ceiling of max_image_pixels (16384 x 16384)
 PARAMETERS: tuple[Param, ...] = (
     Param("model", "", "model config name or YAML path; empty with empty weights: default model"),
     Param("weights", "", "weights file (.safetensors or pysot .pth); ours embed their config"),
     Param("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
-    Param("backend", "torch", "network runtime: torch, onnxruntime or openvino (CPU)"),
+    Param(
+        "backend",
+        "torch",
+        "network runtime: torch, onnxruntime or openvino (CPU)",
+        None,
+        None,
+        True,
+    ),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
     Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
     Param("qos_reliability", "best_effort", "image subscription reliability: best_effort|reliable"),
-    Param("qos_depth", 1, "image subscription queue depth (keep last)"),
-    Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp"),
+    Param("qos_depth", 1, "image subscription queue depth (keep last)", 1, 100),
+    Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp", 1, 300),
     Param("target_label", "target", "class label of detections when init gives none"),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
-    Param("lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default"),
-    Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default"),
+    Param(
+        "lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default", -1, 1
+    ),
+    Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default", -1, 1),
     Param("online", False, "DROL online classifier; its updates run off the frame path"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
-    Param("mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)"),
-    Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)"),
+    Param(
+        "mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)", 1, 65535
+    ),
+    Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)", 0, 256, True),
+    Param(
+        "max_image_pixels",
+        4096 * 4096,
+        "largest image (width x height) accepted, compressed ones checked before decoding",
+        1,
+        MAX_IMAGE_PIXELS,
+    ),
     # Control outputs (topic `target`, README "Control outputs"): bearing, Kalman, latency.
-    Param("camera_info_topic", "camera_info", "CameraInfo for bearings; empty: pixels only"),
-    Param("camera_info_latched", False, "subscribe CameraInfo reliable + transient local"),
-    Param("rectified", False, "images are rectified: bearings from CameraInfo P, no distortion"),
-    Param("depth_topic", "", "aligned depth image (16UC1 mm, 32FC1 m) for target_point"),
-    Param("depth_core", 0.5, "fraction of the box (centred) whose median depth is used"),
-    Param("depth_sync_s", 0.05, "largest stamp difference between an image and its depth"),
-    Param("latency_compensation", "processing", "predict to stamp+latency: processing|clock|none"),
-    Param("lookahead_s", 0.0, "predict this much further ahead (the controller's own delay)"),
-    Param("max_prediction_s", 0.5, "bound on how far ahead the prediction reaches"),
-    Param("kf_meas_noise", 0.05, "Kalman: centre noise at score 1, in target sizes"),
-    Param("kf_size_noise", 0.1, "Kalman: size noise at score 1, relative"),
-    Param("kf_accel_noise", 3.0, "Kalman: centre acceleration noise, target sizes/s^1.5"),
-    Param("kf_size_accel_noise", 1.0, "Kalman: size acceleration noise, target sizes/s^1.5"),
-    Param("kf_min_score", 0.2, "Kalman: boxes scored below this only predict"),
-    Param("kf_max_coast_s", 1.0, "Kalman: predict at most this long without a box, then drop"),
+    # Read-only: the target output is set up at start (restart the node to change them).
+    Param(
+        "camera_info_topic",
+        "camera_info",
+        "CameraInfo for bearings; empty: pixels only",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "camera_info_latched",
+        False,
+        "subscribe CameraInfo reliable + transient local",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "rectified",
+        False,
+        "images are rectified: bearings from CameraInfo P, no distortion",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "depth_topic",
+        "",
+        "aligned depth image (16UC1 mm, 32FC1 m) for target_point",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "depth_core",
+        0.5,
+        "fraction of the box (centred) whose median depth is used",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "depth_sync_s",
+        0.05,
+        "largest stamp difference between an image and its depth",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "latency_compensation",
+        "processing",
+        "predict to stamp+latency: processing|clock|none",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "lookahead_s",
+        0.0,
+        "predict this much further ahead (the controller's own delay)",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "max_prediction_s", 0.5, "bound on how far ahead the prediction reaches", None, None, True
+    ),
+    Param(
+        "kf_meas_noise", 0.05, "Kalman: centre noise at score 1, in target sizes", None, None, True
+    ),
+    Param("kf_size_noise", 0.1, "Kalman: size noise at score 1, relative", None, None, True),
+    Param(
+        "kf_accel_noise",
+        3.0,
+        "Kalman: centre acceleration noise, target sizes/s^1.5",
+        None,
+        None,
+        True,
+    ),
+    Param(
+        "kf_size_accel_noise",
+        1.0,
+        "Kalman: size acceleration noise, target sizes/s^1.5",
+        None,
+        None,
+        True,
+    ),
+    Param("kf_min_score", 0.2, "Kalman: boxes scored below this only predict", None, None, True),
+    Param(
+        "kf_max_coast_s",
+        1.0,
+        "Kalman: predict at most this long without a box, then drop",
+        None,
+        None,
+        True,
+    ),
 )
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
 DEFAULTS: dict[str, ParamValue] = {p.name: p.default for p in PARAMETERS}
 QOS_RELIABILITY = ("best_effort", "reliable")
 LATENCY_COMPENSATION = ("processing", "clock", "none")
+MAX_LABEL = 256
+# A ROS 2 topic name without substitutions: tokens of letters, digits and underscores that do
+# not start with a digit, separated by single slashes; optionally absolute or private (~/).
+_TOPIC = re.compile(r"(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
+
+
+def _typed(name: str, value: Any) -> ParamValue:
+    """``value`` as the parameter's type (ints accepted for floats), else ParamError."""
+    default = DEFAULTS[name]
+    expected = float if isinstance(default, float) else type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ParamError(name, value, f"must be {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _ranged(p: Param, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParamError(p.name, value, "must be a finite number")
+    if p.minimum is not None and not p.minimum <= value <= p.maximum:
+        raise ParamError(p.name, value, f"must lie in [{p.minimum:g}, {p.maximum:g}]")
 
 
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
     """Check names, types and ranges; returns the full set with defaults filled in."""
     unknown = set(values) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown tracker parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        name = sorted(unknown)[0]
+        raise ParamError(
+            name, values[name], f"unknown tracker parameter; known: {sorted(DEFAULTS)}"
+        )
     merged = {**DEFAULTS, **values}
-    for name, default in DEFAULTS.items():
-        value = merged[name]
-        expected = float if isinstance(default, float) else type(default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            merged[name] = value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ValueError(f"parameter {name} must be {expected.__name__}, got {value!r}")
+    for p in PARAMETERS:
+        merged[p.name] = _typed(p.name, merged[p.name])
+        _ranged(p, merged[p.name])
     if merged["backend"] not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {merged['backend']!r}")
+        raise ParamError("backend", merged["backend"], f"must be one of {BACKENDS}")
     if merged["backend"] != "torch" and merged["device"] not in ("", "auto", "cpu"):
-        raise ValueError(f"backend {merged['backend']} runs on the CPU; device must be auto or cpu")
+        raise ParamError("device", merged["device"], "backend runs on the CPU; use auto or cpu")
     if merged["qos_reliability"] not in QOS_RELIABILITY:
-        raise ValueError(f"qos_reliability must be one of {QOS_RELIABILITY}")
-    for name in ("qos_depth", "buffer_size"):
-        if merged[name] < 1:
-            raise ValueError(f"{name} must be >= 1, got {merged[name]}")
+        raise ParamError(
+            "qos_reliability", merged["qos_reliability"], f"must be one of {QOS_RELIABILITY}"
+        )
+    if not _TOPIC.fullmatch(merged["image_topic"]):
+        raise ParamError(
+            "image_topic", merged["image_topic"], "not a ROS topic name (letters, digits, _ and /)"
+        )
+    if not _DEVICE.fullmatch(merged["device"]):
+        raise ParamError("device", merged["device"], "must be auto, cpu, cuda or cuda:N")
+    if len(merged["target_label"]) > MAX_LABEL:
+        raise ParamError(
+            "target_label",
+            merged["target_label"][:20] + "...",
+            f"longer than {MAX_LABEL} characters",
+        )
     for name in ("lost_threshold", "recover_threshold"):
         if merged[name] != -1.0 and not 0.0 <= merged[name] <= 1.0:
-            raise ValueError(f"{name} must be -1 (default) or lie in [0, 1], got {merged[name]}")
-    if merged["mono16_max"] <= 0 or merged["torch_threads"] < 0:
-        raise ValueError("mono16_max must be > 0 and torch_threads >= 0")
+            raise ParamError(name, merged[name], "must be -1 (model default) or lie in [0, 1]")
+    lost, recover = merged["lost_threshold"], merged["recover_threshold"]
+    if lost != -1.0 and recover != -1.0 and lost >= recover:
+        raise ParamError("lost_threshold", lost, f"must be below recover_threshold={recover}")
     if merged["latency_compensation"] not in LATENCY_COMPENSATION:
-        raise ValueError(f"latency_compensation must be one of {LATENCY_COMPENSATION}")
+        raise ParamError(
+            "latency_compensation",
+            merged["latency_compensation"],
+            f"must be one of {LATENCY_COMPENSATION}",
+        )
     if not 0.0 < merged["depth_core"] <= 1.0:
-        raise ValueError(f"depth_core must lie in (0, 1], got {merged['depth_core']}")
+        raise ParamError("depth_core", merged["depth_core"], "must lie in (0, 1]")
     for name in ("depth_sync_s", "lookahead_s", "max_prediction_s"):
         if merged[name] < 0:
-            raise ValueError(f"{name} must be >= 0, got {merged[name]}")
+            raise ParamError(name, merged[name], "must be >= 0")
     return merged
 
 

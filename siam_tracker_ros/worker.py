@@ -33,9 +33,13 @@ class Frame:
 
 @dataclass(frozen=True)
 class Counters:
+    """Frames received, tracked (processed), replaced before tracking (dropped) and refused
+    as malformed or too large (rejected)."""
+
     received: int
     processed: int
     dropped: int
+    rejected: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,12 @@ class TrackingWorker:
     """Tracks the newest frame on a thread of its own; see the module docstring.
 
     ``convert`` turns a message into a BGR uint8 array (raising ``ValueError`` for bad ones),
-    ``publish`` receives every :class:`Outcome`, ``warn`` gets one line per problem.
+    ``publish`` receives every :class:`Outcome`, ``warn`` gets one line per problem and
+    ``report`` (default: ``warn``) every unexpected exception, with where it happened.
+
+    A frame whose size differs from the one the target was initialised on drops the target
+    (state IDLE, warned): a box in other pixel coordinates would be meaningless. A change of
+    encoding at the same size keeps it.
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class TrackingWorker:
         publish: Callable[[Outcome], None],
         warn: Callable[[str], None],
         buffer_size: int = 30,
+        report: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
@@ -76,6 +86,7 @@ class TrackingWorker:
         self._convert = convert
         self._publish = publish
         self._warn = warn
+        self._report = report or (lambda where, exc: warn(f"{where}: {type(exc).__name__}: {exc}"))
         self._buffer: collections.deque[Frame] = collections.deque(maxlen=buffer_size)
         self._pending: Frame | None = None
         self._wake = threading.Condition()
@@ -86,7 +97,8 @@ class TrackingWorker:
         self.target_id = ""
         self.label = ""
         self.init_frame: Frame | None = None
-        self._received = self._processed = self._dropped = 0
+        self._target_shape: tuple[int, ...] = ()
+        self._received = self._processed = self._dropped = self._rejected = 0
 
     # -- executor side ---------------------------------------------------------------------
     def submit(self, msg: Any, stamp_ns: int) -> None:
@@ -102,7 +114,25 @@ class TrackingWorker:
 
     def counters(self) -> Counters:
         with self._wake:
-            return Counters(self._received, self._processed, self._dropped)
+            return Counters(self._received, self._processed, self._dropped, self._rejected)
+
+    def resize_buffer(self, size: int) -> None:
+        """Keep the ``size`` most recent frames from now on (the newest are kept)."""
+        if size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {size}")
+        with self._wake:
+            self._buffer = collections.deque(self._buffer, maxlen=size)
+
+    def locked(self) -> threading.Lock:
+        """The lock ``track``/``init`` run under: hold it to change the tracker in place."""
+        return self._tracker_lock
+
+    def replace_tracker(self, tracker: Tracker) -> None:
+        """Serve with ``tracker`` from the next frame; the current target is dropped."""
+        with self._tracker_lock:
+            self.tracker.reset()
+            self.tracker = tracker
+            self.target_id = self.label = ""
 
     def init_target(
         self, box: Sequence[float], stamp_ns: int = 0, image: Any = None, label: str = ""
@@ -120,12 +150,16 @@ class TrackingWorker:
         try:
             bgr = self._convert(source)
             with self._tracker_lock:
-                self.tracker.init(bgr, box)
+                self.tracker.init(bgr, box)  # on failure the current target is kept
                 self.target_id = f"{label or 'target'}-{next(self._ids)}"
                 self.label = label
                 self.init_frame = frame  # which buffered frame it was (None: the request's)
+                self._target_shape = bgr.shape
         except (ValueError, RuntimeError) as exc:
             return False, f"init failed: {exc}", ""
+        except Exception as exc:  # a bug, not bad input: reported, the request refused
+            self._report("init_target", exc)
+            return False, f"init failed: internal error ({type(exc).__name__}: {exc})", ""
         return True, f"tracking {self.target_id} from {where}", self.target_id
 
     def reset(self) -> None:
@@ -178,7 +212,7 @@ class TrackingWorker:
             try:
                 self.process(frame)
             except Exception as exc:  # the thread must outlive any one frame
-                self._warn(f"unexpected error on a frame ({type(exc).__name__}: {exc})")
+                self._report("tracking a frame", exc)
 
     def process(self, frame: Frame) -> Outcome | None:
         """Convert, track and publish one frame; a bad frame is reported and skipped (it shows
@@ -186,11 +220,21 @@ class TrackingWorker:
         try:
             bgr = self._convert(frame.msg)
         except ValueError as exc:
+            with self._wake:
+                self._rejected += 1
             self._warn(f"dropping a bad image: {exc}")
             return None
         with self._tracker_lock:
             result: TrackResult | None = None
             state = TrackState.IDLE
+            if self.tracker.initialized and bgr.shape != self._target_shape:
+                old = "x".join(map(str, self._target_shape[1::-1]))
+                self._warn(
+                    f"image size changed from {old} to {bgr.shape[1]}x{bgr.shape[0]}: target "
+                    f"{self.target_id} dropped; call init_target again"
+                )
+                self.tracker.reset()
+                self.target_id = self.label = ""
             if self.tracker.initialized:
                 try:
                     result = self.tracker.track(bgr)

@@ -46,7 +46,12 @@ def _box(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"--init must be x,y,w,h numbers, got {text!r}") from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"--init needs 4 values x,y,w,h, got {len(values)}")
-    return values  # type: ignore[return-value]
+    from siam_core.tracker.base import check_box  # NumPy/OpenCV only, no torch
+
+    try:
+        return check_box(values)  # against the image once the first frame is read
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--init: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,6 +141,8 @@ def run(args: argparse.Namespace) -> dict:
     for target in (args.out, args.save_video):
         if target is not None and not target.parent.is_dir():
             raise ValueError(f"output folder does not exist: {target.parent}")
+        if target is not None and target.is_dir():
+            raise ValueError(f"output path is a folder, not a file: {target}")
     if args.save_video is not None and args.save_video.suffix.lower() not in _VIDEO_CODECS:
         raise ValueError(f"--save-video must end in one of {sorted(_VIDEO_CODECS)}")
     threads = set_threads(args.threads)
@@ -216,12 +223,29 @@ def run(args: argparse.Namespace) -> dict:
     return doc
 
 
+def _join_init(argv: list[str]) -> list[str]:
+    """``--init -20,-20,60,60`` as ``--init=-20,...``: argparse would read the negative box
+    as an option."""
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--init":
+            value = next(items, None)
+            out.append(item if value is None else f"--init={value}")
+        else:
+            out.append(item)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_init(sys.argv[1:] if argv is None else argv))
     try:
         doc = run(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"siam-track: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, but still one line for the user, never a traceback
+        print(f"siam-track: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     n = len(doc["frames"])
     print(f"tracked {n} frames with {doc['model']} -> {args.out}", file=sys.stderr)

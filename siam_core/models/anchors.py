@@ -29,11 +29,14 @@ class AnchorSpec:
         unknown = set(cfg) - {"stride", "ratios", "scales"}
         if unknown:
             raise ValueError(f"unknown anchor keys: {sorted(unknown)}")
-        return cls(
-            stride=int(cfg.get("stride", cls.stride)),
-            ratios=tuple(float(r) for r in cfg.get("ratios", cls.ratios)),
-            scales=tuple(float(s) for s in cfg.get("scales", cls.scales)),
-        )
+        try:
+            return cls(
+                stride=int(cfg.get("stride", cls.stride)),
+                ratios=tuple(float(r) for r in cfg.get("ratios", cls.ratios)),
+                scales=tuple(float(s) for s in cfg.get("scales", cls.scales)),
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"anchor settings must be numbers: {cfg} ({exc})") from exc
 
     @property
     def num(self) -> int:

@@ -71,11 +71,20 @@ def check_image(image: object) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# Box bounds shared by every entry point (core, ROS services and topics, CLI). A side below
+# MIN_BOX_SIDE makes the template scale degenerate (1e-200 px overflows to inf); a side above
+# MAX_BOX_SCALE times the image's is no object in that image, and would only make crops huge.
+MIN_BOX_SIDE = 1.0
+MAX_BOX_SCALE = 2.0
+
+
 def check_box(box: Sequence[float], image_shape: tuple[int, ...] | None = None) -> Box:
-    """Validate an (x, y, w, h) box; with ``image_shape``, require it to overlap the image."""
+    """Validate an (x, y, w, h) box: four finite numbers, ``w`` and ``h`` >= ``MIN_BOX_SIDE``
+    px; with ``image_shape`` also overlapping the image, each side at most ``MAX_BOX_SCALE``
+    times the image's."""
     try:
         values = [float(v) for v in box]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"box must be four numbers (x, y, w, h), got {box!r}") from exc
     if len(values) != 4:
         raise ValueError(f"box must have 4 values (x, y, w, h), got {len(values)}")
@@ -84,10 +93,17 @@ def check_box(box: Sequence[float], image_shape: tuple[int, ...] | None = None) 
     x, y, w, h = values
     if w <= 0 or h <= 0:
         raise ValueError(f"box width and height must be positive, got w={w}, h={h}")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise ValueError(f"box is smaller than {MIN_BOX_SIDE:g} px: w={w:g}, h={h:g}")
     if image_shape is not None:
         ih, iw = image_shape[:2]
         if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
             raise ValueError(f"box {values} lies wholly outside the {iw}x{ih} image")
+        if w > MAX_BOX_SCALE * iw or h > MAX_BOX_SCALE * ih:
+            raise ValueError(
+                f"box {w:g}x{h:g} px is too large for the {iw}x{ih} image (at most "
+                f"{MAX_BOX_SCALE:g} times the image's width and height)"
+            )
     return x, y, w, h
 
 
@@ -109,11 +125,21 @@ class Tracker(ABC):
         return self._initialized
 
     def init(self, image: np.ndarray, box: Sequence[float]) -> None:
-        """Start tracking the object in ``box`` of ``image``; replaces any previous target."""
+        """Start tracking the object in ``box`` of ``image``; replaces any previous target.
+
+        Raises ``ValueError`` for a bad frame or box; on any failure the previous target (if
+        any) is kept, so a rejected request never costs the target being tracked."""
         frame = check_image(image)
         target = check_box(box, frame.shape)
-        self._initialized = False
-        self._init(frame, target)
+        # A failed init must leave the current target as it was: restore every attribute.
+        saved = dict(self.__dict__)
+        try:
+            self._initialized = False
+            self._init(frame, target)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         self._initialized = True
 
     def track(self, image: np.ndarray) -> TrackResult:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from siam_core.config import Config
+from siam_core.config import MAX_INPUT_SIDE, Config
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
 from siam_core.tracker.drol import DROLTracker
@@ -78,6 +78,10 @@ class LongTermConfig:
         for size in sizes:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise ValueError(f"longterm.lost_instance_sizes must be positive integers: {sizes}")
+            if size > MAX_INPUT_SIDE:
+                raise ValueError(
+                    f"longterm.lost_instance_sizes must be <= {MAX_INPUT_SIDE}: {sizes}"
+                )
         if any(b <= a for a, b in itertools.pairwise(sizes)):
             raise ValueError(f"longterm.lost_instance_sizes must increase strictly, got {sizes}")
         steps = self.frames_per_step

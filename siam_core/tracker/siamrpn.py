@@ -43,13 +43,17 @@ import numpy as np
 import torch
 
 from siam_core.checkpoint import load_checkpoint, read_config
-from siam_core.config import Config, load_config
+from siam_core.config import MAX_INPUT_SIDE, Config, load_config
 from siam_core.models.anchors import anchor_grid
 from siam_core.models.heads import Kernels
 from siam_core.models.model import SiameseRPN, build_model
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 
 MIN_SIZE = 10.0  # pysot _bbox_clip: width and height never below 10 px
+# Memory bounds of a crop, whatever the box or config: a patch side above MAX_INPUT_SIDE is
+# refused; a crop square above MAX_DIRECT_CROP px (27 MB of padding) is resized piecewise (only
+# the in-image part, straight to the output size) instead of padded at full size.
+MAX_DIRECT_CROP = 3000
 
 
 @dataclass(frozen=True)
@@ -112,12 +116,17 @@ def crop_patch(
     sz = int(crop_size)
     if sz < 1:
         raise ValueError(f"crop size must be >= 1, got {crop_size}")
+    if not 1 <= out_size <= MAX_INPUT_SIDE:
+        raise ValueError(f"patch size must lie in [1, {MAX_INPUT_SIDE}], got {out_size}")
     half = (sz + 1) / 2
     x0 = round_origin(centre[0] - half)
     y0 = round_origin(centre[1] - half)
     x1, y1 = x0 + sz, y0 + sz  # exclusive
     ih, iw = image.shape[:2]
     ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(iw, x1), min(ih, y1)
+    if sz > MAX_DIRECT_CROP:
+        patch = _scaled_crop(image, (x0, y0, sz), (ix0, iy0, ix1, iy1), out_size, pad_value)
+        return patch, (float(x0), float(y0), float(sz), float(sz))
     if ix0 >= ix1 or iy0 >= iy1:
         patch = np.empty((sz, sz, 3), np.uint8)
         patch[:] = pad_value
@@ -131,6 +140,32 @@ def crop_patch(
     if sz != out_size:
         patch = cv2.resize(patch, (out_size, out_size))
     return patch, (float(x0), float(y0), float(sz), float(sz))
+
+
+def _scaled_crop(
+    image: np.ndarray,
+    square: tuple[int, int, int],
+    inside: tuple[int, int, int, int],
+    out_size: int,
+    pad_value: tuple[float, float, float],
+) -> np.ndarray:
+    """``crop_patch`` for a huge square (x0, y0, side): the in-image part ``inside`` (ix0,
+    iy0, ix1, iy1) is resized straight into its place on an ``out_size`` canvas of
+    ``pad_value``, so memory stays O(image + patch) whatever the square's side."""
+    x0, y0, sz = square
+    ix0, iy0, ix1, iy1 = inside
+    patch = np.empty((out_size, out_size, 3), np.uint8)
+    patch[:] = pad_value
+    if ix0 >= ix1 or iy0 >= iy1:
+        return patch
+    scale = out_size / sz
+    px0, py0 = round((ix0 - x0) * scale), round((iy0 - y0) * scale)
+    px1 = min(out_size, max(px0 + 1, round((ix1 - x0) * scale)))
+    py1 = min(out_size, max(py0 + 1, round((iy1 - y0) * scale)))
+    px0, py0 = min(px0, px1 - 1), min(py0, py1 - 1)
+    part = image[iy0:iy1, ix0:ix1]
+    patch[py0:py1, px0:px1] = cv2.resize(part, (px1 - px0, py1 - py0), interpolation=cv2.INTER_AREA)
+    return patch
 
 
 class SiamRPNTracker(Tracker):

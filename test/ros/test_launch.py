@@ -48,7 +48,7 @@ def test_bad_arguments_fail_in_the_launch(tmp_path: Path) -> None:
         tracker_node_settings(DEFAULT, params_file=str(tmp_path / "none.yaml"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("/**:\n  ros__parameters:\n    qos_dept: 2\n")
-    with pytest.raises(ValueError, match="unknown tracker parameters"):
+    with pytest.raises(ValueError, match="unknown tracker parameter"):
         tracker_node_settings(DEFAULT, params_file=str(bad))
     with pytest.raises(ValueError, match="expected true or false"):
         tracker_node_settings(DEFAULT, lifecycle="maybe")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from siam_tracker_ros.params import DEFAULTS, PARAMETERS, load_params_file, validate
+from siam_tracker_ros.params import DEFAULTS, PARAMETERS, ParamError, load_params_file, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,17 +38,33 @@ def test_node_sections_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        ({"qos_depht": 1}, "unknown tracker parameters"),
-        ({"qos_depth": "1"}, "must be int"),
-        ({"long_term": 1}, "must be bool"),
-        ({"qos_depth": True}, "must be int"),
-        ({"qos_reliability": "sometimes"}, "qos_reliability must be one of"),
-        ({"buffer_size": 0}, "buffer_size must be >= 1"),
-        ({"mono16_max": 0.0}, "mono16_max must be > 0"),
-        ({"backend": "tensorrt"}, "backend must be one of"),
+        ({"qos_depht": 1}, "qos_depht=1: unknown tracker parameter"),
+        ({"qos_depth": "1"}, "qos_depth='1': must be int"),
+        ({"long_term": 1}, "long_term=1: must be bool"),
+        ({"qos_depth": True}, "qos_depth=True: must be int"),
+        ({"qos_reliability": "sometimes"}, "qos_reliability='sometimes': must be one of"),
+        ({"buffer_size": 0}, "buffer_size=0: must lie in [1, 300]"),
+        ({"mono16_max": 0.0}, "mono16_max=0.0: must lie in [1, 65535]"),
+        ({"mono16_max": float("nan")}, "mono16_max=nan: must be a finite number"),
+        ({"torch_threads": 1000000}, "torch_threads=1000000: must lie in [0, 256]"),
+        ({"torch_threads": -5}, "torch_threads=-5: must lie in [0, 256]"),
+        ({"image_topic": "bad topic!"}, "image_topic='bad topic!': not a ROS topic name"),
+        ({"image_topic": "cam//raw"}, "not a ROS topic name"),
+        ({"device": "cuda:x"}, "device='cuda:x': must be auto, cpu, cuda or cuda:N"),
+        ({"lost_threshold": 2.0}, "lost_threshold=2.0: must lie in [-1, 1]"),
+        ({"lost_threshold": -0.5}, "lost_threshold=-0.5: must be -1"),
+        ({"lost_threshold": 0.9, "recover_threshold": 0.5}, "must be below recover_threshold"),
+        ({"max_image_pixels": 0}, "max_image_pixels=0: must lie in"),
+        ({"backend": "tensorrt"}, "backend=.tensorrt.: must be one of"),
         ({"backend": "openvino", "device": "cuda"}, "runs on the CPU"),
     ],
 )
 def test_bad_values_are_named(values, words) -> None:
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(ParamError) as info:
         validate(values)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("topic", ["image_raw", "/cam/image_raw", "~/image", "cam_1/raw"])
+def test_good_topics_pass(topic: str) -> None:
+    assert validate({"image_topic": topic})["image_topic"] == topic
