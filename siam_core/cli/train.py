@@ -28,11 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="checkpoint file (.pt) or run folder to continue from its last checkpoint"
     )
     parser.add_argument(
+        "--resume-if-any",
+        action="store_true",
+        help="continue from the run folder's last checkpoint when it has one (re-runnable jobs)",
+    )
+    parser.add_argument(
         "--time-steps",
         type=int,
         metavar="N",
-        help="measure: median seconds per optimisation step over N steps, head-only stage and "
-        "backbone-training stage side by side (same batch), then exit without training",
+        help="measure: median seconds per optimisation step over N steps, head-only stage, "
+        "cached-feature stage (with solver.feature_cache) and backbone-training stage side by "
+        "side, then exit without training",
     )
     parser.add_argument(
         "--check-only",
@@ -60,15 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         rows = time_steps(cfg, args.time_steps)
         for stage, seconds in rows.items():
             print(f"{stage}: median {seconds:.3f} s/step (batch {cfg.solver.batch_size})")
-        if len(rows) == 2:
-            values = list(rows.values())
-            print(f"ratio backbone/head-only: {values[1] / values[0]:.2f}")
+        base = rows.get("head-only")
+        for stage, seconds in rows.items():
+            if base and stage != "head-only":
+                print(f"ratio {stage}/head-only: {seconds / base:.3f}")
         return 0
     from siam_core.train.trainer import train
 
     out = Path(args.out) if args.out else Path("runs") / cfg.name
+    resume = args.resume
+    if args.resume_if_any and not resume and (out / "checkpoints" / "last.txt").is_file():
+        resume = str(out)
     try:
-        exported = train(cfg, out, resume=args.resume, export_only=args.export)
+        exported = train(cfg, out, resume=resume, export_only=args.export)
     except ValueError as exc:
         print(f"siam-train: {exc}", file=sys.stderr)
         return 2
