@@ -4,7 +4,7 @@
 # (eval_report.md, eval_summary.csv, eval_per_sequence.csv, eval.log) and the recipe it ran (recipe.yaml).
 #
 # Prepare here, once per session (both folders are git-ignored and travel with `carry`):
-#   .venv/bin/python tools/pack_device_data.py --out .devdata    # data + recipe, < 48 MiB
+#   .venv/bin/python tools/pack_device_data.py --out .devdata    # data + recipe, ~36 MiB
 #   tools/download_device_wheels.sh                              # what the image lacks -> .whl/
 # Run there (device tool):  bash tools/train_on_device.sh   with carry [".devdata", ".whl"]
 # Then here: evaluate $OUT's model beside the shipped one with siam-eval, keep the better.
