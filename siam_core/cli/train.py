@@ -34,11 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="checkpoint file (.pt) or run folder to continue from its last checkpoint"
     )
     parser.add_argument(
+        "--resume-if-any",
+        action="store_true",
+        help="continue from the run folder's last checkpoint when it has one (re-runnable jobs)",
+    )
+    parser.add_argument(
         "--time-steps",
         type=int,
         metavar="N",
-        help="measure: median seconds per optimisation step over N steps, head-only stage and "
-        "backbone-training stage side by side (same batch), then exit without training",
+        help="measure: median seconds per optimisation step over N steps, head-only stage, "
+        "cached-feature stage (with solver.feature_cache) and backbone-training stage side by "
+        "side, then exit without training",
     )
     parser.add_argument(
         "--max-steps",
@@ -106,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{stage}: median {seconds:.3f} s/step (batch {cfg.solver.batch_size}, "
                 f"{threads} threads)"
             )
-        if len(rows) == 2:
-            values = list(rows.values())
-            print(f"ratio backbone/head-only: {values[1] / values[0]:.2f}")
+        base = rows.get("head-only")
+        for stage, seconds in rows.items():
+            if base and stage != "head-only":
+                print(f"ratio {stage}/head-only: {seconds / base:.3f}")
         return 0
     from siam_core.train.trainer import RunFinished, train
 
@@ -118,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         out = run_folder(args.resume)
     else:
         out = Path("runs") / cfg.name
+    resume = args.resume
+    if args.resume_if_any and not resume and (out / "checkpoints" / "last.txt").is_file():
+        resume = str(out)
     try:
-        exported = train(
-            cfg, out, resume=args.resume, export_only=args.export, max_steps=args.max_steps
-        )
+        exported = train(cfg, out, resume=resume, export_only=args.export, max_steps=args.max_steps)
     except RunFinished as done:
         print(f"siam-train: {done}")
         return 0

@@ -232,6 +232,15 @@ def _numbered_frames(folder: Path, first: int, count: int, digits: int, ext: str
     return frames
 
 
+def _frame_digits(folder: Path, first: int) -> int:
+    """Zero padding of numbered frames: OTB's 4 (``0001.jpg``) unless only another width
+    exists for the first frame (``00001.jpg`` in OTB-like copies such as train_extra)."""
+    for digits in (4, 5, 6, 8):
+        if any(folder.glob(f"{first:0{digits}d}.*")):
+            return digits
+    return 4
+
+
 def _list_images(folder: Path) -> list[Path]:
     """Image files of a folder, in numeric order when the names are numbers."""
     files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
@@ -275,11 +284,12 @@ def _benchmark_table() -> dict[str, Any]:
 # --------------------------------------------------------------------------- layouts
 
 
-def load_otb(folder: Path, name: str | None = None) -> Sequence:
+def load_otb(folder: Path, name: str | None = None, *, allow_nan: bool = False) -> Sequence:
     """OTB: ``img/NNNN.jpg`` + ``groundtruth_rect.txt``, with the toolkit's special cases.
 
     ``name`` picks an entry of the OTB table (e.g. ``Jogging-2`` in folder ``Jogging``);
-    by default the folder name.
+    by default the folder name. OTB has no NaN rows; ``allow_nan`` accepts them as "target
+    absent" for OTB-like copies of other benchmarks (UAV123 clips in ``train_extra``).
     """
     folder = Path(folder)
     name = name or folder.name
@@ -290,12 +300,12 @@ def load_otb(folder: Path, name: str | None = None) -> Sequence:
         choices = sorted(p.name for p in folder.glob("groundtruth_rect*.txt"))
         hint = f" (this folder has {choices}: name the target, e.g. {name}-1)" if choices else ""
         raise ValueError(f"ground-truth file not found: {gt_path}{hint}")
-    regions = read_regions(gt_path, fields=(4,))
+    regions = read_regions(gt_path, fields=(4,), allow_nan=allow_nan)
     omit = int(spec.get("omit", 0))
     start = int(spec.get("start", 1)) + omit
     regions = regions[omit:]
     img = folder / "img"
-    digits = int(spec.get("nz", 4))
+    digits = int(spec.get("nz", _frame_digits(img, start)))
     ext = spec.get("ext")
     if ext is None:
         ext = "jpg" if (img / f"{start:0{digits}d}.jpg").is_file() else "png"
@@ -583,21 +593,24 @@ def detect_layout(path: Path) -> str:
     return "folder"
 
 
-def load_sequence(path: str | Path, *, box_file: str | Path | None = None) -> Sequence:
+def load_sequence(
+    path: str | Path, *, box_file: str | Path | None = None, allow_nan: bool = False
+) -> Sequence:
     """Load one sequence, detecting its layout.
 
     Accepted: an OTB folder (``img/`` + ``groundtruth_rect.txt``), a VOT folder (``color/``
     or flat frames + ``groundtruth.txt`` + ``*.tag``/``sequence``), a LaSOT folder, a GOT-10k
     folder, a UAV123 ``anno/<name>.txt`` file or ``data_seq/<name>`` folder, a TrackingNet
     ``anno/<name>.txt`` file or ``frames/<name>`` folder, an NfS ``<name>`` folder, or a plain
-    folder of frames with a box file (``box_file`` names it explicitly).
+    folder of frames with a box file (``box_file`` names it explicitly). ``allow_nan`` lets
+    an OTB folder mark absent frames with NaN rows (training readers skip those frames).
     """
     path = Path(path)
     if box_file is not None:
         return load_folder(path, Path(box_file))
     layout = detect_layout(path)
     if layout == "otb":
-        return load_otb(path)
+        return load_otb(path, allow_nan=allow_nan)
     if layout == "vot":
         return load_vot(path)
     if layout == "lasot":

@@ -51,10 +51,23 @@ class SiameseRPN(nn.Module):
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone (and neck) feature maps, one per level."""
-        feats = self.backbone(x)
+        return self.adjust(self.backbone(x))
+
+    def adjust(self, feats: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+        """The neck on backbone output (identity without one), one map per level.
+
+        Separate from :meth:`features` so training on cached backbone maps (frozen backbone)
+        runs exactly the layers after the backbone.
+        """
         if hasattr(self, "neck"):
             feats = self.neck(feats)
         return [feats] if isinstance(feats, torch.Tensor) else list(feats)
+
+    def forward_backbone_maps(
+        self, zf: list[torch.Tensor], xf: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` from the backbone's maps of template and search patches onwards."""
+        return self.rpn_head.track(self.rpn_head.template(self.adjust(zf)), self.adjust(xf))
 
     def template(self, z: torch.Tensor) -> Kernels:
         """Run the template branch once: the head's kernels for exemplar patches ``z``."""

@@ -316,7 +316,8 @@ def _sequences(
             if unknown:
                 raise ValueError(f"sequences {unknown} not found under {resolve(src.root)}")
             found = [(p, c) for p, c in found if p.stem in wanted]
-    return [(load_sequence(p), c) for p, c in found]
+    # NaN rows mean "absent" in OTB-like copies (train_extra); those frames never enter a pair.
+    return [(load_sequence(p, allow_nan=True), c) for p, c in found]
 
 
 def open_source(

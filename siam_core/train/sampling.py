@@ -160,6 +160,10 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         epoch, i = divmod(int(index), self.per_epoch)
+        return self.item(epoch, i)
+
+    def item(self, epoch: int, i: int) -> dict[str, torch.Tensor]:
+        """Pair ``i`` of stream ``epoch`` (any non-negative number, not only a trained epoch)."""
         rng = pair_rng(self.cfg.runtime.seed, epoch, i)
         spec = self.sampler.sample(rng)
         data = self.cfg.data

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +37,13 @@ from siam_core.checkpoint import load_weights, read_state_dict, save_checkpoint
 from siam_core.models.model import SiameseFC, SiameseRPN, build_model
 from siam_core.train.config import SolverConfig, TrainConfig
 from siam_core.train.data import build_sources
+from siam_core.train.feature_cache import (
+    FeatureCache,
+    backbone_maps,
+    build_feature_cache,
+    cache_order,
+    fingerprint,
+)
 from siam_core.train.losses import response_loss, rpn_loss
 from siam_core.train.sampling import PairDataset
 from siam_core.train.targets import AnchorTargets, ResponseTargets
@@ -183,6 +191,9 @@ class Trainer:
         self._trainable: frozenset[str] | None = None
         self.net: nn.Module = self.model
         self.writer = None
+        self.cache: FeatureCache | None = None
+        if solver.feature_cache.pairs and world > 1:
+            raise ValueError("solver.feature_cache needs a single process (not torchrun)")
 
     # ----------------------------------------------------------------------------- setup
     def _init_weights(self) -> None:
@@ -337,13 +348,71 @@ class Trainer:
             prefetch_factor=4 if workers > 0 else None,
         )
 
+    def _uses_cache(self, epoch: int) -> bool:
+        """Cached maps serve ``epoch`` when the cache is on and the backbone is frozen in it."""
+        return bool(self.cfg.solver.feature_cache.pairs) and not self._backbone_trainable(epoch)
+
+    def cache_dir(self) -> Path:
+        folder = self.cfg.solver.feature_cache.dir
+        return self.cfg.path(folder) if folder else self.out / "feature_cache"
+
+    def open_cache(self) -> FeatureCache:
+        """Build (or finish, or reuse) this recipe's feature cache with the frozen backbone."""
+        if self.cache is None:
+            fc = self.cfg.solver.feature_cache
+            # Frozen means eval mode throughout (BatchNorm on its running statistics), which
+            # is the state every frozen-backbone epoch trains in; _apply_stage restores the rest.
+            self.model.backbone.eval()
+            self.cache = build_feature_cache(
+                self.cache_dir(),
+                self.model,
+                self.dataset,
+                fc.pairs,
+                fc.dtype,
+                fingerprint(self.cfg.to_dict(), fc.dtype),
+                self.cfg.solver.batch_size,
+                self.cfg.runtime.num_workers,
+                self.device,
+                log=tqdm.write,
+            )
+            self._apply_stage(self.epoch)
+        return self.cache
+
+    def _cached_batches(self, epoch: int, start: int) -> Iterator[dict]:
+        cache = self.open_cache()
+        self._apply_stage(epoch)
+        n = self.cfg.solver.batch_size
+        order = cache_order(self.cfg.runtime.seed, epoch, self.steps_per_epoch * n, cache.pairs)
+        for b in range(start, self.steps_per_epoch):
+            yield cache.batch(order[b * n : (b + 1) * n])
+
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One optimisation step on one batch; returns the loss terms."""
+        """One optimisation step on one batch of image pairs; returns the loss terms."""
         dev = self.device
         z = batch["template"].to(dev, non_blocking=True).float()
         x = batch["search"].to(dev, non_blocking=True).float()
         with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.amp):
             out = self.net(z, x)
+        return self._update(out, batch)
+
+    def cached_step(self, batch: dict) -> dict[str, float]:
+        """The same step from the frozen backbone's maps (``zf``, ``xf`` lists) onwards."""
+        if self._trainable:
+            raise RuntimeError("a cached step needs the backbone frozen in this epoch")
+        if isinstance(self.model, SiameseFC):
+            raise RuntimeError("cached backbone maps are for RPN-family models")
+        dev = self.device
+        zf = [f.to(dev, non_blocking=True) for f in batch["zf"]]
+        xf = [f.to(dev, non_blocking=True) for f in batch["xf"]]
+        if self.cache is not None and self.cache.tensor_output:
+            zf, xf = zf[0], xf[0]
+        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=self.amp):
+            out = self.model.forward_backbone_maps(zf, xf)
+        return self._update(out, batch)
+
+    def _update(self, out: Any, batch: dict) -> dict[str, float]:
+        """Loss of the network's outputs, backward pass and optimiser step."""
+        dev = self.device
         if isinstance(self.model, SiameseFC):
             losses = response_loss(out, batch["label_cls"].to(dev), self.cfg.loss)
         else:
@@ -398,8 +467,10 @@ class Trainer:
                 dynamic_ncols=True,
             )
             t0 = time.perf_counter()
-            for batch in self._loader(self.epoch, self.batch):
-                last = self.step(batch)
+            cached = self._uses_cache(self.epoch)
+            batches = self._cached_batches if cached else self._loader
+            for batch in batches(self.epoch, self.batch):
+                last = self.cached_step(batch) if cached else self.step(batch)
                 self.batch += 1
                 self.global_step += 1
                 bar.update(1)
@@ -445,7 +516,7 @@ class Trainer:
             self.writer.add_scalar("seconds_per_step", dt, step)
             positives = (batch["label_cls"] == 1).flatten(1).sum(1).float().mean()
             self.writer.add_scalar("positives_per_pair", float(positives), step)
-        if rt.image_every and step % rt.image_every == 0:
+        if rt.image_every and step % rt.image_every == 0 and "template" in batch:
             self.writer.add_image("pair", pair_image(batch, self.targets), step, dataformats="HWC")
 
 
@@ -471,7 +542,12 @@ def pair_image(
 
 def time_steps(cfg: TrainConfig, steps: int) -> dict[str, float]:
     """Median seconds per optimisation step on one real batch, before and after the backbone
-    unfreezes (the two costs that decide a run's length); the model is thrown away."""
+    unfreezes (the costs that decide a run's length); the model is thrown away.
+
+    With ``solver.feature_cache`` on, the frozen-backbone step is also timed from cached maps
+    (``cached``), and ``head-only`` includes reading and cutting the batch's frames, as a
+    training step pays it; the backbone stage is timed on the prepared batch alone.
+    """
     import statistics
     import tempfile
 
@@ -489,20 +565,40 @@ def time_steps(cfg: TrainConfig, steps: int) -> dict[str, float]:
             stages = {"head-only": 0, "backbone": unfreeze}
         elif unfreeze == 0:
             stages = {"backbone": 0}
-        out = {}
-        for name, epoch in stages.items():
-            trainer._apply_stage(epoch)
-            trainer.step(batch)  # warm-up: allocations, lazy init
+        cache = bool(cfg.solver.feature_cache.pairs) and "head-only" in stages
+
+        def load_and_step() -> None:
+            fresh = [trainer.dataset[i] for i in range(n)]
+            trainer.step({k: torch.stack([it[k] for it in fresh]) for k in fresh[0]})
+
+        def timed(fn) -> float:
+            fn()  # warm-up: allocations, lazy init
             times = []
             for _ in range(steps):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                trainer.step(batch)
+                fn()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
-            out[name] = statistics.median(times)
+            return statistics.median(times)
+
+        out = {}
+        for name, epoch in stages.items():
+            trainer._apply_stage(epoch)
+            if name == "head-only" and cache:
+                out[name] = timed(load_and_step)
+                with torch.no_grad():
+                    maps = {
+                        "zf": backbone_maps(trainer.model.backbone, batch["template"].float())[0],
+                        "xf": backbone_maps(trainer.model.backbone, batch["search"].float())[0],
+                    }
+                cached = {**maps, **{k: batch[k] for k in ("label_cls", "label_loc")}}
+                cached["label_weight"] = batch["label_weight"]
+                out["cached"] = timed(lambda c=cached: trainer.cached_step(c))
+            else:
+                out[name] = timed(lambda: trainer.step(batch))
         trainer.close()
     return out
 

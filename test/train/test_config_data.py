@@ -110,6 +110,22 @@ def test_default_recipe_finds_its_data() -> None:
     used = {Path(p).name for s in cfg.data.sources for p in s.paths}
     assert {"Human3", "basketball"} <= used
     assert not used & {"Crossing", "bag", "book", "MotorRolling", "ball1_vot2015", "wakeboard7"}
+    extra = SEQUENCES.parent / "train_extra"
+    if not extra.is_dir():
+        return
+    from siam_core.train.data import build_sources
+
+    sources = {s.name: s for s in build_sources(cfg)}
+    named = {n for s in cfg.data.sources for n in s.names}
+    on_disk = {p.name for p in extra.iterdir() if (p / "img").is_dir()}
+    assert named == on_disk, "every train_extra sequence, each in one stride group"
+    # UAV123 rows marked NaN (target absent) are read, and never become a pair's frame.
+    aerial = sources["extra_stride5_12"]
+    track = next(i for i, t in enumerate(aerial.tracks) if t.video == "pbbat_group3_2")
+    absent = np.isnan(aerial.boxes[track]).any(axis=1)
+    assert absent.sum() == 6 and not set(np.flatnonzero(absent)) & set(aerial.tracks[track].frames)
+    # Five-digit frame names (00001.jpg) are found.
+    assert aerial.frame_path(track, 0).name == "00001.jpg"
 
 
 def test_curate_then_read_pysot_crops(sequences, tmp_path: Path) -> None:
