@@ -658,7 +658,9 @@ def usage(prog: str) -> str:
 
 
 def spin(node_class: type, args: list[str] | None = None) -> int:
-    """Run one tracker node until shutdown; a bad configuration exits with status 1."""
+    """Run one tracker node until shutdown; a bad configuration exits with status 1 and one
+    line ``cannot start: ...``. An exception escaping any callback (ours are guarded; rclpy's
+    own parameter services are not) is reported and the executor carries on."""
     argv = sys.argv if args is None else args
     own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
     if "-h" in own or "--help" in own:
@@ -668,7 +670,6 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     # transition, whose caller waits for the answer); only --help goes without it.
     import siam_core.zoo  # noqa: F401
 
-    rclpy.init(args=args)
     try:
         rclpy.init(args=args)
         node = node_class()
