@@ -61,18 +61,22 @@ class AxisPI:
         return self.output
 
 
+# The servo's parameters and defaults (gains tuned on the closed-loop demo).
+SERVO_PARAMETERS = {
+    "kp": 12.0,
+    "ki": 30.0,
+    "max_rate_deg": 30.0,
+    "max_accel_deg": 300.0,
+    "use_prediction": True,
+    "stamped": True,
+    "max_dt": 0.2,
+}
+
+
 class ServoNode(Node):
     def __init__(self) -> None:
         super().__init__("servo")
-        declared = {
-            "kp": 12.0,
-            "ki": 30.0,
-            "max_rate_deg": 30.0,
-            "max_accel_deg": 300.0,
-            "use_prediction": True,
-            "stamped": True,
-            "max_dt": 0.2,
-        }
+        declared = SERVO_PARAMETERS
         params = {
             name: self.declare_parameter(name, default).value for name, default in declared.items()
         }
@@ -114,6 +118,14 @@ class ServoNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    argv = sys.argv if args is None else args
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in own or "--help" in own:
+        print("usage: siam-servo [--ros-args -p NAME:=VALUE ...]\n")
+        print("PI servo: TargetState in, geometry_msgs Twist(Stamped) rates out. Parameters:")
+        for name, default in SERVO_PARAMETERS.items():
+            print(f"  {name} (default: {default!r})")
+        return 0
     rclpy.init(args=args)
     try:
         node = ServoNode()

@@ -55,7 +55,7 @@ def test_node_sections_and_overrides(tmp_path: Path) -> None:
         ({"lost_threshold": -0.5}, "lost_threshold=-0.5: must be -1"),
         ({"lost_threshold": 0.9, "recover_threshold": 0.5}, "must be below recover_threshold"),
         ({"max_image_pixels": 0}, "max_image_pixels=0: must lie in"),
-        ({"backend": "tensorrt"}, "backend=.tensorrt.: must be one of"),
+        ({"backend": "tensorrt"}, "backend='tensorrt': must be one of"),
         ({"backend": "openvino", "device": "cuda"}, "runs on the CPU"),
     ],
 )

@@ -256,9 +256,9 @@ def test_depth_images_in_metres() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("latency_compensation", "future", "latency_compensation must be one of"),
-        ("depth_core", 0.0, "depth_core must lie in"),
-        ("lookahead_s", -0.1, "lookahead_s must be >= 0"),
+        ("latency_compensation", "future", "latency_compensation='future': must be one of"),
+        ("depth_core", 0.0, r"depth_core=0.0: must lie in"),
+        ("lookahead_s", -0.1, "lookahead_s=-0.1: must be >= 0"),
     ],
 )
 def test_control_parameters_are_validated(name, value, message) -> None:
