@@ -62,14 +62,14 @@ def test_export_writes_checked_graphs_and_manifest(exported: Path, alex) -> None
     assert max(manifest["check"]["max_relative_error"].values()) < 1e-3
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_backend_gives_pytorch_boxes_on_every_frame(
-    backend: str, alex, exported: Path, frames: list[np.ndarray]
+def test_openvino_gives_pytorch_boxes_on_every_frame(
+    alex, exported: Path, frames: list[np.ndarray]
 ) -> None:
-    """Every frame of the parity clip from PyTorch's state: the runtime's box within 0.5 px
-    (measured: under 0.05 px for both) and its score within 1e-3."""
-    if backend == "openvino":
-        pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
+    """Every frame of the parity clip from PyTorch's state: OpenVINO's box within 0.5 px
+    (measured: under 0.05 px) and its score within 1e-3. (ONNX Runtime is held to more below:
+    free-running over the whole clip.)"""
+    pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
+    backend = "openvino"
     model, cfg = alex
     ref = SiamRPNTracker(model, cfg)
     got = SiamRPNTracker(model, cfg, runtime=OnnxNet(exported, backend, threads=1))
