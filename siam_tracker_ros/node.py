@@ -234,8 +234,7 @@ class TrackerLogic:
     def _configure(self) -> None:
         """Load the model and create publishers and services (no subscriptions yet)."""
         self._params = params = self._read_tracker_parameters()
-        threads = set_threads(params["torch_threads"])  # 0: auto (siam_core.threads)
-        self.get_logger().info(f"PyTorch CPU threads: {threads}")
+        self._threads = set_threads(params["torch_threads"])  # 0: auto (siam_core.threads)
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # counted instead
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
@@ -305,7 +304,10 @@ class TrackerLogic:
             buffer_size=params["buffer_size"],
             report=self._report,
         )
-        self.get_logger().info(f"model {self._tracker.name} loaded on {self._device}")
+        self.get_logger().info(
+            f"model {self._tracker.name} loaded on {self._device} "
+            f"(PyTorch CPU threads: {self._threads})"
+        )
 
     def _set_debug_publisher(self, enabled: bool) -> None:
         if enabled and self._debug_pub is None:
