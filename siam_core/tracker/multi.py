@@ -45,11 +45,7 @@ class MultiTracker:
         long_term: Mapping[str, Any] | None = None,
         runtime: Any = None,
     ) -> None:
-        self._prototype = SiamRPNTracker(model, cfg, device=device, runtime=runtime)
-        self.cfg = cfg
-        self.name = f"{cfg.name}+multi"
-        self.long_term = dict(long_term) if long_term is not None else None
-        self._targets: dict[TargetId, Tracker] = {}
+        self._share(SiamRPNTracker(model, cfg, device=device, runtime=runtime), long_term)
 
     @classmethod
     def from_tracker(
@@ -57,12 +53,15 @@ class MultiTracker:
     ) -> MultiTracker:
         """A multi-target tracker sharing ``tracker``'s (already optimised) network."""
         multi = cls.__new__(cls)
-        multi._prototype = tracker
-        multi.cfg = tracker.cfg
-        multi.name = f"{tracker.cfg.name}+multi"
-        multi.long_term = dict(long_term) if long_term is not None else None
-        multi._targets = {}
+        multi._share(tracker, long_term)
         return multi
+
+    def _share(self, prototype: SiamRPNTracker, long_term: Mapping[str, Any] | None) -> None:
+        self._prototype = prototype
+        self.cfg = prototype.cfg
+        self.name = f"{prototype.cfg.name}+multi"
+        self.long_term = dict(long_term) if long_term is not None else None
+        self._targets: dict[TargetId, Tracker] = {}
 
     @property
     def ids(self) -> list[TargetId]:

@@ -7,12 +7,12 @@ settings or small overrides, nothing copied:
   (``OfficialSiamRPNTracker``); the VOT2017 preset searches at 287 instead of 271 when the first
   box covers less than 0.4 % of the frame (the official ``'2017' in dataset`` rule);
 * one sigmoid logit per anchor (``RPN_Up``; ``SiamRPNTracker._foreground`` takes either layout);
-* crops start at ``round(c - (sz + 1) / 2)``, half to even (``get_subwindow_tracking``; the
-  SiamFC tracker's ``crop_rounded``);
+* crops start at ``round(c - (sz + 1) / 2)``, half to even (``get_subwindow_tracking``:
+  ``round_origin``, as the SiamFC tracker's ``crop_rounded``);
 * the reported box is ``cxy_wh_2_rect``: x and y clipped at 0, w and h as tracked.
 
-Not reproduced: ``python2round`` (half away from zero) of the template and search sides, which
-differs from our rounding only when a side lands exactly on .5.
+* template and search sides rounded half away from zero (``python2round``), inherited from
+  ``OfficialSiamRPNTracker.round_size``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from siam_core.config import Config
-from siam_core.tracker.base import Box, TrackResult
+from siam_core.tracker.base import TrackResult
 from siam_core.tracker.dasiamrpn import OfficialSettings, OfficialSiamRPNTracker
-from siam_core.tracker.siamfc import crop_rounded
 
 # experiments/test/VOT/SiamRPNRes22.yaml is used with VOT2017: 271, 287 for small targets
 OFFICIAL = {
@@ -36,12 +35,11 @@ OFFICIAL = {
 class SiamDWRPNTracker(OfficialSiamRPNTracker):
     """SiamRPN+ (official ``SiamRPNRes22`` tracker) on the ``Tracker`` API."""
 
+    round_origin = staticmethod(round)  # get_subwindow_tracking: half to even
+
     def __init__(self, model: Any, cfg: Config, **kwargs: Any) -> None:
         official = kwargs.pop("official", None) or OFFICIAL.get(cfg.name, OfficialSettings())
         super().__init__(model, cfg, official=official, **kwargs)
-
-    def _crop(self, image: np.ndarray, out_size: int, crop_size: int) -> tuple[np.ndarray, Box]:
-        return crop_rounded(image, self._centre(), out_size, crop_size, self.channel_average)
 
     def _track(self, image: np.ndarray) -> TrackResult:
         res = super()._track(image)

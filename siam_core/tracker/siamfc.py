@@ -60,11 +60,7 @@ def crop_rounded(
 ) -> tuple[np.ndarray, Box]:
     """SiamDW's ``get_subwindow_tracking``: ``crop_patch`` with the crop's first pixel at
     ``round(c - (sz + 1) / 2)`` (half to even) instead of pysot's ``floor(... + 0.5)``."""
-    half = (int(crop_size) + 1) / 2
-    x0 = round(centre[0] - half)
-    y0 = round(centre[1] - half)
-    # crop_patch starts at floor(c' - half + 0.5); c' = x0 + half makes that exactly x0
-    return crop_patch(image, (x0 + half, y0 + half), out_size, crop_size, pad_value)
+    return crop_patch(image, centre, out_size, crop_size, pad_value, round_origin=round)
 
 
 def scale_pyramid(
