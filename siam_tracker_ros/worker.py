@@ -16,7 +16,6 @@ official conventions, distractor-aware, DROL online) keep one target at a time.
 from __future__ import annotations
 
 import collections
-import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -179,7 +178,7 @@ class TrackingWorker:
         self._tracker_lock = threading.Lock()  # init/reset vs. track
         self._thread: threading.Thread | None = None
         self._running = False
-        self._ids = itertools.count(1)
+        self._next_number = 1  # of the next generated target id
         self.init_frame: Frame | None = None
         self._received = self._processed = self._dropped = self._rejected = 0
 
@@ -292,10 +291,12 @@ class TrackingWorker:
                 f"already tracking {len(self._meta)} targets (max_targets={self.max_targets}): "
                 f"{', '.join(self._meta)}; reset one first"
             )
+        number = self._next_number  # a generated id is only used up by a successful init
         new_id = target_id
         while not new_id or (not target_id and new_id in self._meta):
-            new_id = f"{label or 'target'}-{next(self._ids)}"
+            new_id, number = f"{label or 'target'}-{number}", number + 1
         self._set.add(new_id, bgr, box)  # a bad box raises here: nothing has changed
+        self._next_number = number
         if not target_id:  # the single-target call: the new target replaces all the others
             for other in [tid for tid in self._meta if tid != new_id]:
                 self._set.remove(other)
