@@ -256,3 +256,10 @@ def test_live_long_term_settings_reach_every_target(clip) -> None:  # noqa: F811
         ("b", TrackState.LOST),
     ]
     assert tracker.config is strict  # the node's own tracker reports the new settings too
+    from siam_tracker_ros.node import draw
+
+    canvas = draw(outcome.image, outcome)  # the debug image: every target drawn
+    changed = np.any(canvas != outcome.image, axis=2)
+    for target in outcome.targets:
+        x, y, w, h = (round(v) for v in target.result.box)
+        assert changed[max(y, 0) : y + h + 1, max(x, 0) : x + w + 1].any(), target.target_id
