@@ -62,6 +62,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("qos_depth", 1, "image subscription queue depth (keep last)", 1, 100),
     Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp", 1, 300),
     Param("target_label", "target", "class label of detections when init gives none"),
+    Param("max_targets", 10, "most targets tracked at once (init_target with a target_id)", 1, 100),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
     Param(
         "lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default", -1, 1

@@ -127,14 +127,14 @@ class OnnxNet:
         return self._tensors(self._features(self._arrays([x])))
 
     def run_head(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head for a batch of targets; a batch size without a graph of its own (any
+        number of targets in the node) runs the batch-1 graph once per target."""
         batch = int(tensors[0].shape[0])
+        if batch > 1 and batch not in self.manifest.get("head_batches", [1]):
+            rows = [self.run_head([t[i : i + 1] for t in tensors]) for i in range(batch)]
+            return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
         graph = self._heads.get(batch)
         if graph is None:
-            if batch not in self.manifest.get("head_batches", [1]):
-                raise RuntimeError(
-                    f"{self.dir}: no head graph for {batch} targets (exported: "
-                    f"{self.manifest.get('head_batches')}); re-export with --batch {batch}"
-                )
             graph = self._heads[batch] = self._open(head_file(batch))
         cls, loc = self._tensors(graph(self._arrays(tensors)))
         return cls, loc

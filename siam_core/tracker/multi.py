@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,16 @@ class MultiTracker:
 
     def clear(self) -> None:
         self._targets.clear()
+
+    def configure_long_term(self, config: LongTermConfig) -> None:
+        """New long-term settings (e.g. thresholds changed live) for every long-term target
+        and for those added later."""
+        if self.long_term is None:
+            raise ValueError("configure_long_term: this MultiTracker has no long-term mode")
+        config.check_for(self.cfg)
+        self.long_term = asdict(config)
+        for target in self._targets.values():
+            target.config = target.machine.config = config  # type: ignore[attr-defined]
 
     @staticmethod
     def _inner(target: Tracker) -> SiamRPNTracker:

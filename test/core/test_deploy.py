@@ -108,12 +108,24 @@ def test_wider_search_runs_through_the_same_graphs(alex, exported, frames) -> No
     assert abs(a.cx - b.cx) < 0.5 and abs(a.cy - b.cy) < 0.5 and abs(a.score - b.score) < 1e-3
 
 
-def test_missing_head_batch_and_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
-    net = OnnxNet(exported, "onnxruntime", threads=1)
+def test_a_batch_without_its_head_graph_runs_per_target(alex, exported, frames) -> None:
+    """Heads exist for 1 and 3 targets; 2 targets (a node's target set) run the batch-1 head
+    once per target and give exactly its outputs."""
     import torch
 
-    with pytest.raises(RuntimeError, match="re-export with --batch 2"):
-        net.run_head([torch.zeros(2, 256, 4, 4), torch.zeros(2, 256, 4, 4)])
+    model, cfg = alex
+    net = OnnxNet(exported, "onnxruntime", threads=1)
+    tracker = SiamRPNTracker(model, cfg, runtime=net)
+    tracker.init(frames[0], INIT)
+    kernels, feats = tracker._kernels, tracker._search_patch(frames[1]).features
+    cls, loc = net.run_head([*kernels, *feats])
+    cls2, loc2 = net.run_head([torch.cat([t, t]) for t in [*kernels, *feats]])
+    assert cls2.shape[0] == loc2.shape[0] == 2
+    for row in (0, 1):
+        assert torch.equal(cls2[row : row + 1], cls) and torch.equal(loc2[row : row + 1], loc)
+
+
+def test_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="siam-export"):
         OnnxNet(tmp_path, "onnxruntime")
     (tmp_path / "manifest.json").write_text("{not json")
