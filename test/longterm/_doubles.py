@@ -9,6 +9,11 @@ so the state machine, search growth, distractor module and re-acquisition run on
 before a trained model exists; it is not a tracker anyone would deploy. ``gain`` and ``offset``
 were fixed once from bag frames 76-130 (visible target ~0.5-0.9 mean cosine, best background
 match ~0.2) so that its probabilities span the range a trained network's do.
+
+``cosine_fc_double`` is the SiamFC-family counterpart: the same features in a real
+``SiameseFC`` with a real ``XCorrHead`` whose response is the mean cosine similarity (plus the
+constant channel's 1), the only SiamFC network here whose response means similarity (the SiamDW
+parity weights are random).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from torch import nn
 
 from siam_core.config import Config
 from siam_core.data import Sequence, load_sequence
-from siam_core.models.heads import UPChannelRPN
+from siam_core.models.heads import UPChannelRPN, XCorrHead
 from siam_core.models.mobilenet import MobileNetV2TV, load_imagenet_weights
-from siam_core.models.model import SiameseRPN
+from siam_core.models.model import SiameseFC, SiameseRPN
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -165,3 +170,38 @@ def cosine_double(
     scale = cfg.tracker.exemplar_size / math.sqrt((w + pad) * (h + pad))
     head = _cosine_head((w * scale, h * scale), cfg, gain, offset)
     return SiameseRPN(ImageNetCosineBackbone(), head).eval(), cfg
+
+
+def fc_double_config() -> Config:
+    """SiamFC config of the double: DW §5.1's SiamFC+ settings (3 scales 1.0482, damping
+    0.3629, penalty 0.9745, window 0.35) on the double's 255 -> 25 x 25 geometry."""
+    return Config.from_dict(
+        {
+            "name": "imagenet_cosine_fc_double",
+            "source": "test double: ImageNet MobileNetV2 features, mean-cosine correlation",
+            "model": {
+                "backbone": {"type": "MobileNetV2TV", "used_layers": [_LAYER]},
+                "head": {"type": "XCorrHead", "out_scale": 1 / 49, "bias": False},
+            },
+            "anchor": {"stride": 8},
+            "tracker": {
+                "exemplar_size": 127,
+                "instance_size": 255,
+                "base_size": 8,
+                "context_amount": 0.5,
+                "window_influence": 0.35,
+                "scale_num": 3,
+                "scale_step": 1.0482,
+                "scale_penalty": 0.9745,
+                "scale_lr": 0.3629,
+                "response_up": 16,
+            },
+        }
+    )
+
+
+def cosine_fc_double() -> tuple[SiameseFC, Config]:
+    """The SiamFC double: response = mean over the 7 x 7 template positions of the cosine
+    similarity, plus 1 (the constant channel)."""
+    head = XCorrHead(out_scale=1 / 49, bias=False)
+    return SiameseFC(ImageNetCosineBackbone(), head).eval(), fc_double_config()
