@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,9 +28,11 @@ from torch import nn
 
 from siam_core.config import Config
 from siam_core.data import Sequence, load_sequence
+from siam_core.eval.occlusion import hide_target as hide_target  # the tests' name for it
 from siam_core.models.heads import UPChannelRPN, XCorrHead
 from siam_core.models.mobilenet import MobileNetV2TV, load_imagenet_weights
 from siam_core.models.model import SiameseFC, SiameseRPN
+from siam_core.tracker.siamfc import SiamFCTracker
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -65,24 +66,6 @@ def iou(a, b) -> float:
     ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
-def hide_target(frame: np.ndarray, box, margin: int = 6) -> np.ndarray:
-    """``frame`` with the target's box (plus ``margin``) replaced by the frame's own background:
-    the same-sized region right next to it (right, left, below or above, the first that fits
-    inside the frame)."""
-    out = frame.copy()
-    height, width = frame.shape[:2]
-    x, y, w, h = box
-    x0, y0 = max(0, int(x) - margin), max(0, int(y) - margin)
-    x1 = min(width, math.ceil(x + w) + margin)
-    y1 = min(height, math.ceil(y + h) + margin)
-    bw, bh = x1 - x0, y1 - y0
-    for sx, sy in ((x1, y0), (x0 - bw, y0), (x0, y1), (x0, y0 - bh)):
-        if sx >= 0 and sy >= 0 and sx + bw <= width and sy + bh <= height:
-            out[y0:y1, x0:x1] = frame[sy : sy + bh, sx : sx + bw]
-            return out
-    raise ValueError(f"no background region beside {box} inside the frame")
 
 
 class ImageNetCosineBackbone(nn.Module):
@@ -205,3 +188,9 @@ def cosine_fc_double() -> tuple[SiameseFC, Config]:
     similarity, plus 1 (the constant channel)."""
     head = XCorrHead(out_scale=1 / 49, bias=False)
     return SiameseFC(ImageNetCosineBackbone(), head).eval(), fc_double_config()
+
+
+def cosine_fc_tracker() -> SiamFCTracker:
+    """The SiamFC double as a tracker: a zero-argument builder for tracker specs
+    (``_doubles:cosine_fc_tracker``, e.g. for ``tools/siamfc_thresholds.py``)."""
+    return SiamFCTracker(*cosine_fc_double())

@@ -14,6 +14,7 @@ RPN family's test does.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -163,3 +164,29 @@ def test_every_entry_point_runs_siamfc_in_long_term_mode(reference: dict, tmp_pa
     for got, exp in zip(doc["frames"][1:], reference["frames"][1:3], strict=True):
         assert got["state"] == "TRACKING" and SIAMFC_ENTER <= got["score"] <= 1.0
         assert np.abs(np.subtract(got["box"], exp["bbox"])).max() < 1e-3
+
+
+def test_threshold_tool_separates_a_visible_target_from_a_hidden_one(tmp_path: Path) -> None:
+    """``tools/siamfc_thresholds.py`` (how the SiamFC defaults were chosen, and how a user
+    chooses a trained model's) on a training sequence with the SiamFC double: the visible
+    target's confidence lies above the leave threshold, the hidden target's below enter (by
+    the median; single frames may stray, which is what the rates report)."""
+    tool = _load_tool()
+    seq = str(need(DATA / "train_extra" / "tbench_Dog1"))
+    out = tmp_path / "t.json"
+    argv = ["--tracker", "_doubles:cosine_fc_tracker", seq, "--frames", "21", "--step", "5"]
+    assert tool.main([*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["frames"] == {"visible": 4, "hidden": 4}
+    assert doc["visible"]["50"] > SIAMFC_LEAVE and doc["hidden"]["50"] < SIAMFC_ENTER
+    assert doc["visible_below_enter"] == 0.0 and doc["hidden_above_leave"] == 0.0
+    assert tool.main(["--tracker", "KCF", seq]) == 2  # not a SiamFC tracker: refused
+
+
+def _load_tool():
+    path = Path(__file__).resolve().parents[2] / "tools" / "siamfc_thresholds.py"
+    spec = importlib.util.spec_from_file_location("siamfc_thresholds", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
