@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -127,7 +127,7 @@ class SiamFCResponse:
     sides: np.ndarray
     region: Box
     timings: dict[str, float]
-    instance_size: int = 0
+    instance_size: int
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class SiamFCSearchResult(SearchResult):
     clips its state, and the confidence) plus the damped search side ``s_x`` at the configured
     search size: the state :meth:`SiamFCTracker.adopt` takes over."""
 
-    s_x: float = 0.0
+    s_x: float = field(kw_only=True)
 
 
 class SiamFCTracker(Tracker):

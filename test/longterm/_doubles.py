@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siam_core.config import Config
+from siam_core.config import Config, load_config
 from siam_core.data import Sequence, load_sequence
 from siam_core.eval.occlusion import hide_target as hide_target  # the tests' name for it
 from siam_core.models.heads import UPChannelRPN, XCorrHead
@@ -156,8 +156,10 @@ def cosine_double(
 
 
 def fc_double_config() -> Config:
-    """SiamFC config of the double: DW §5.1's SiamFC+ settings (3 scales 1.0482, damping
-    0.3629, penalty 0.9745, window 0.35) on the double's 255 -> 25 x 25 geometry."""
+    """SiamFC config of the double: the SiamFC+ settings of DW §5.1 (the
+    ``siamfcplus_ciresnet16`` preset's: 3 scales 1.0482, damping 0.3629, penalty 0.9745,
+    window 0.35) on the double's 255 -> 25 x 25 geometry (base size 8)."""
+    tracker = {**load_config("siamfcplus_ciresnet16").tracker.to_dict(), "base_size": 8}
     return Config.from_dict(
         {
             "name": "imagenet_cosine_fc_double",
@@ -167,18 +169,7 @@ def fc_double_config() -> Config:
                 "head": {"type": "XCorrHead", "out_scale": 1 / 49, "bias": False},
             },
             "anchor": {"stride": 8},
-            "tracker": {
-                "exemplar_size": 127,
-                "instance_size": 255,
-                "base_size": 8,
-                "context_amount": 0.5,
-                "window_influence": 0.35,
-                "scale_num": 3,
-                "scale_step": 1.0482,
-                "scale_penalty": 0.9745,
-                "scale_lr": 0.3629,
-                "response_up": 16,
-            },
+            "tracker": tracker,
         }
     )
 
