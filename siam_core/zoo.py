@@ -141,7 +141,8 @@ def _build_siamdw(
     long_term: Mapping[str, Any] | None,
     backend: str,
 ) -> Tracker:
-    """SiamDW's trackers: SiamFC+ (``SiamFCTracker``) and SiamRPN+ (``SiamDWRPNTracker``)."""
+    """SiamDW's trackers: SiamFC+ (``SiamFCTracker``) and SiamRPN+ (``SiamDWRPNTracker``), in
+    long-term mode as the RPN family is (a SiamFC config gets the SiamFC thresholds)."""
     from siam_core.models.siamdw_compat import load_siamdw_model
     from siam_core.tracker.siamdw import SiamDWRPNTracker
     from siam_core.tracker.siamfc import SiamFCTracker
@@ -149,14 +150,11 @@ def _build_siamdw(
     if backend != "torch":
         raise ValueError(f"backend '{backend}': SiamDW models run on the torch backend only")
     net = load_siamdw_model(cfg, weights)
+    tracker: SiamFCTracker | SiamDWRPNTracker
     if cfg.tracker.is_siamfc:
-        if long_term is not None:
-            raise ValueError(
-                f"long-term mode needs an RPN-family model; '{cfg.name}' is a SiamFC model "
-                "(its response map has no anchor scores to drive LOST/RECOVERED; see the README)"
-            )
-        return SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
-    tracker = SiamDWRPNTracker(net, cfg, device=device)
+        tracker = SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
+    else:
+        tracker = SiamDWRPNTracker(net, cfg, device=device)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))

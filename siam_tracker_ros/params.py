@@ -65,9 +65,19 @@ PARAMETERS: tuple[Param, ...] = (
     Param("max_targets", 10, "most targets tracked at once (init_target with a target_id)", 1, 100),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
     Param(
-        "lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default", -1, 1
+        "lost_threshold",
+        -1.0,
+        "long-term: LOST below this score; -1: the model config's, else 0.8 (SiamFC: 0.3)",
+        -1,
+        1,
     ),
-    Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default", -1, 1),
+    Param(
+        "recover_threshold",
+        -1.0,
+        "long-term: RECOVERED above this score; -1: the model's, else 0.95 (SiamFC: 0.45)",
+        -1,
+        1,
+    ),
     Param("online", False, "DROL online classifier; its updates run off the frame path"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param(

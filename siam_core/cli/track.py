@@ -1,8 +1,8 @@
-"""``siam-track``: run a SiamRPN-family tracker over a video or an image folder.
+"""``siam-track``: run a Siamese tracker (any family) over a video or an image folder.
 
     siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
                [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
-               [--backend torch|onnxruntime|openvino] [--online]
+               [--backend torch|onnxruntime|openvino] [--online] [--long-term]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
 VOT, UAV123, ... as ``siam_core.data.sequences.load_sequence`` reads them; ``--init`` then
@@ -12,9 +12,11 @@ left out when the weights file is one of ours (config embedded); with neither, t
 default model is used (``siam_core.zoo``, shared with the ROS node). The config decides the
 tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official DaSiamRPN
 conventions. ``--online`` adds DROL's online classifier to any RPN-family model (a ``drol_*``
-preset has it already). Frame 0 is the given box with state ``INIT`` and score null. Heavy
-modules (torch, OpenCV) load after the arguments are parsed, so ``--help`` and argument errors
-answer at once.
+preset has it already). ``--long-term`` tracks any model, of either family, with the long-term
+state machine (LOST / RECOVERED, a wider search while lost) and the model config's long-term
+settings, else the paper's (SiamFC models: the SiamFC thresholds). Frame 0 is the given box
+with state ``INIT`` and score null. Heavy modules (torch, OpenCV) load after the arguments are
+parsed, so ``--help`` and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -86,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "--online",
         action="store_true",
         help="add DROL's online classifier (paper settings unless the model is a drol_ preset)",
+    )
+    p.add_argument(
+        "--long-term",
+        action="store_true",
+        help="long-term mode: LOST/RECOVERED states and a wider search while lost (long-term "
+        "configs such as siamrpn_r50_l234_dwxcorr_lt have it without asking)",
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> dict:
         args.model or "",
         weights,
         device,
+        long_term={} if args.long_term else None,
         backend=args.backend,
         threads=threads,
         online={} if args.online else None,

@@ -473,8 +473,10 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
 
 
 def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, start_node) -> None:
-    """``model`` names a SiamFC+ preset and ``weights`` an official SiamDW file: the node tracks
-    with the SiamFC family and reproduces the official boxes (SiamDW parity reference)."""
+    """``model`` names a SiamFC+ preset and ``weights`` an official SiamDW file, in long-term
+    mode with the SiamFC thresholds (``lost_threshold`` -1): the node tracks with the SiamFC
+    family and reproduces the official boxes (SiamDW parity reference) while confident, then
+    reports LOST and publishes no detection when the view is blocked (a flat gray frame)."""
     ref_dir = SHARED / "parity" / "siamdw_siamfcres22"
     if not (ref_dir / "weights.safetensors").exists() or not (SHARED / "bag.avi").exists():
         pytest.skip(f"SiamDW parity reference or bag.avi absent under {SHARED}")
@@ -485,6 +487,7 @@ def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, star
         "/siamdw",
         "model:=siamfcplus_ciresnet22_vot",
         f"weights:={ref_dir / 'weights.safetensors'}",
+        "long_term:=true",
         "qos_reliability:=reliable",
     )
     driver = Driver(ros_context, "/siamdw")
@@ -497,7 +500,11 @@ def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, star
         msg = frame_msg(frames[k], k)
         status = driver.step(msg, timeout=60.0)
         assert status.state == TrackerStatus.TRACKING
-        assert status.model == "siamfcplus_ciresnet22_vot"
+        assert status.model == "siamfcplus_ciresnet22_vot+longterm"
         (detection,) = driver.detections_for(msg).detections
         got = detection_box(detection)
         np.testing.assert_allclose(got, reference["frames"][k]["bbox"], atol=0.5, err_msg=f"{k}")
+    blocked = frame_msg(np.full_like(frames[0], 128), len(frames))
+    status = driver.step(blocked, timeout=60.0)
+    assert status.state == TrackerStatus.LOST and status.score < 0.3
+    assert not driver.detections_for(blocked).detections
