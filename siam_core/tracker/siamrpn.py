@@ -31,6 +31,7 @@ a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``)
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -204,24 +205,25 @@ def crop_patch_torch(
     x0, y0, sz = crop_window(centre, out_size, crop_size, round_origin)
     ih, iw = frame.shape[:2]
     n = out_size
-    rows, wy = _resize_taps(sz, n, frame.device)
-    cols, wx = _resize_taps(sz, n, frame.device)
-    rows, cols = rows + y0, cols + x0
+    taps, weights = _resize_taps(sz, n, frame.device)  # the same along both axes
+    rows, cols = taps + y0, taps + x0
     inside = ((rows >= 0) & (rows < ih))[:, None] & ((cols >= 0) & (cols < iw))[None, :]
-    taps = frame.index_select(0, rows.clamp(0, ih - 1)).index_select(1, cols.clamp(0, iw - 1))
+    pixels = frame.index_select(0, rows.clamp(0, ih - 1)).index_select(1, cols.clamp(0, iw - 1))
     pad = torch.tensor([int(v) for v in pad_value], dtype=torch.int32, device=frame.device)
-    taps = torch.where(inside[..., None], taps.to(torch.int32), pad)  # (2n, 2n, 3)
-    if wx is None:  # exactly half the side: OpenCV averages 2x2 blocks (INTER_AREA)
-        across = taps[:, :n] + taps[:, n:]
+    pixels = torch.where(inside[..., None], pixels.to(torch.int32), pad)  # (2n, 2n, 3)
+    if weights is None:  # exactly half the side: OpenCV averages 2x2 blocks (INTER_AREA)
+        across = pixels[:, :n] + pixels[:, n:]
         patch = (across[:n] + across[n:] + 2) >> 2
     else:  # 11-bit weights across, then down as OpenCV's VResizeLinear for uint8
-        across = taps[:, :n] * wx[0][None, :, None] + taps[:, n:] * wx[1][None, :, None]
-        up = (wy[0][:, None, None] * (across[:n] >> 4)) >> 16
-        down = (wy[1][:, None, None] * (across[n:] >> 4)) >> 16
+        first, second = weights[0], weights[1]
+        across = pixels[:, :n] * first[None, :, None] + pixels[:, n:] * second[None, :, None]
+        up = (first[:, None, None] * (across[:n] >> 4)) >> 16
+        down = (second[:, None, None] * (across[n:] >> 4)) >> 16
         patch = (up + down + 2) >> 2
     return patch.permute(2, 0, 1).float(), (float(x0), float(y0), float(sz), float(sz))
 
 
+@functools.lru_cache(maxsize=512)  # sides repeat from frame to frame; tensors are never changed
 def _resize_taps(
     side: int, out_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
