@@ -243,18 +243,23 @@ def _time_runs(
     return times, diffs
 
 
+def print_table(head: str, lines: list[str]) -> None:
+    print(head + "\n" + "-" * len(head) + "\n" + "\n".join(lines))
+
+
 def print_device_rows(rows: list[dict], device: str) -> None:
     head = (
         f"{'model':26} {'run':20} {'targets':>7} {'ms/frame':>9} {'FPS':>8} {'ms/target':>9} "
         f"{'target-FPS/fp32':>15} {'max|dbox| free':>14} {'per frame':>10}"
     )
-    print(head + "\n" + "-" * len(head))
+    lines = []
     for r in rows:
         step = "" if r["step_diff"] != r["step_diff"] else f"{r['step_diff']:.3f}"
-        print(
+        lines.append(
             f"{r['model']:26} {r['run']:20} {r['targets']:7d} {r['ms']:9.3f} {r['fps']:8.1f} "
             f"{r['ms_per_target']:9.3f} {r['vs_fp32']:14.2f}x {r['diff']:14.3f} {step:>10}"
         )
+    print_table(head, lines)
     print(
         "\nFPS: frames per second (all targets); target-FPS/fp32: target-frames per second "
         "over fp32's at batch 1; max|dbox|: px from fp32 (target 0), free-running and from "
@@ -326,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{'model':30} {'run':18} {'targets':>7} {'ms/frame':>9} {'ms/target':>9} "
         f"{'pysot/run':>9} {'max |dbox| vs torch':>20}"
     )
-    print(head + "\n" + "-" * len(head))
+    lines = []
     for r in rows:
         speed = "" if r["speedup"] != r["speedup"] else f"{r['speedup']:8.2f}x"
-        print(
+        lines.append(
             f"{r['model']:30} {r['run']:18} {r['targets']:7d} {r['ms']:9.1f} "
             f"{r['ms_per_target']:9.1f} {speed:>9} {r['diff']:20.2e}"
         )
+    print_table(head, lines)
     print(f"\nmedians over {len(frames) - 1} frames of {args.video.name}, crop included")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
