@@ -120,7 +120,7 @@ def draw(image: Any, outcome: Outcome) -> Any:
 
 
 # Parameters whose change rebuilds the tracker (the old one serves until the new one is ready).
-RELOAD = frozenset({"model", "weights", "device", "long_term", "online"})
+RELOAD = frozenset({"model", "weights", "device", "long_term", "online", "precision", "graph_mode"})
 THRESHOLDS = frozenset({"lost_threshold", "recover_threshold"})
 RESUBSCRIBE = frozenset({"image_topic", "compressed", "qos_reliability", "qos_depth"})
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER}
@@ -264,12 +264,11 @@ class TrackerLogic:
 
     def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str]:
         """A tracker for ``params``; failures are ``ParamError`` naming the parameter to blame."""
-        from siam_core.zoo import load_tracker, resolve_device  # torch: not needed for --help
+        from siam_core.zoo import backend_device, load_tracker  # torch: not needed for --help
 
         requested = params["device"]
         try:
-            # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
-            device = resolve_device(requested if params["backend"] == "torch" else "cpu")
+            device = backend_device(params["backend"], requested)
         except (ValueError, RuntimeError) as exc:
             raise ParamError("device", requested, str(exc)) from exc
         long_term = self._long_term_overrides(params) if params["long_term"] else None
@@ -285,11 +284,16 @@ class TrackerLogic:
                 backend=params["backend"],
                 threads=params["torch_threads"],
                 online=online,
+                precision=params["precision"],
+                graph_mode=params["graph_mode"],
             )
         except (ValueError, RuntimeError, OSError) as exc:
             if "threshold" in str(exc) and long_term:
                 why = _user_names(exc)
                 raise ParamError("lost_threshold", params["lost_threshold"], why) from exc
+            for option in ("graph_mode", "precision"):  # e.g. cuda_graph where auto found no GPU
+                if option in str(exc) and params[option] != DEFAULTS[option]:
+                    raise ParamError(option, params[option], str(exc)) from exc
             if isinstance(exc, RuntimeError) and device.startswith("cuda"):
                 blame = "device"  # e.g. CUDA out of memory
             raise ParamError(blame, params[blame], str(exc)) from exc

@@ -15,7 +15,13 @@ from typing import Any
 
 import yaml
 
-from siam_core.deploy import BACKENDS
+from siam_core.deploy import (
+    BACKENDS,
+    CPU_ONLY_BACKENDS,
+    CUDA_ONLY_BACKENDS,
+    GRAPH_MODES,
+    PRECISIONS,
+)
 
 ParamValue = bool | int | float | str
 
@@ -51,11 +57,13 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "backend",
         "torch",
-        "network runtime: torch, onnxruntime or openvino (CPU)",
+        "network runtime: torch, onnxruntime (CPU or CUDA), openvino (CPU), tensorrt (CUDA)",
         None,
         None,
         True,
     ),
+    Param("precision", "fp32", "torch: fp32, or fp16/bf16 autocast (GPU path); tensorrt: fp16"),
+    Param("graph_mode", "eager", "torch: eager, cuda_graph (CUDA) or compile (torch.compile)"),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
     Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
     Param("qos_reliability", "best_effort", "image subscription reliability: best_effort|reliable"),
@@ -219,6 +227,23 @@ def _ranged(p: Param, value: Any) -> None:
         raise ParamError(p.name, value, f"must lie in [{p.minimum:g}, {p.maximum:g}]")
 
 
+def _check_gpu_options(merged: dict[str, Any]) -> None:
+    """The GPU path's options: known values, and only where the backend and device take them
+    (whether ``auto`` finds CUDA is checked when the tracker is built)."""
+    backend, precision, mode = merged["backend"], merged["precision"], merged["graph_mode"]
+    if precision not in PRECISIONS:
+        raise ParamError("precision", precision, f"must be one of {PRECISIONS}")
+    if mode not in GRAPH_MODES:
+        raise ParamError("graph_mode", mode, f"must be one of {GRAPH_MODES}")
+    if backend != "torch" and mode != "eager":
+        raise ParamError("graph_mode", mode, f"an option of the torch backend, not of {backend}")
+    allowed = ("fp32", "fp16") if backend == "tensorrt" else ("fp32",)
+    if backend != "torch" and precision not in allowed:
+        raise ParamError("precision", precision, f"backend {backend} takes {allowed}")
+    if mode == "cuda_graph" and merged["device"] == "cpu":
+        raise ParamError("graph_mode", mode, "CUDA graphs need device auto (with a GPU) or cuda")
+
+
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
     """Check names, types and ranges; returns the full set with defaults filled in."""
     unknown = set(values) - set(DEFAULTS)
@@ -233,8 +258,12 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
         _ranged(p, merged[p.name])
     if merged["backend"] not in BACKENDS:
         raise ParamError("backend", merged["backend"], f"must be one of {BACKENDS}")
-    if merged["backend"] != "torch" and merged["device"] not in ("", "auto", "cpu"):
-        raise ParamError("device", merged["device"], "backend runs on the CPU; use auto or cpu")
+    backend, device = merged["backend"], merged["device"]
+    if backend in CPU_ONLY_BACKENDS and device not in ("", "auto", "cpu"):
+        raise ParamError("device", device, f"backend {backend} runs on the CPU; use auto or cpu")
+    if backend in CUDA_ONLY_BACKENDS and device == "cpu":
+        raise ParamError("device", device, f"backend {backend} runs on CUDA; use auto or cuda")
+    _check_gpu_options(merged)
     if merged["qos_reliability"] not in QOS_RELIABILITY:
         raise ParamError(
             "qos_reliability", merged["qos_reliability"], f"must be one of {QOS_RELIABILITY}"

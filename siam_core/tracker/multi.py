@@ -8,7 +8,9 @@ per group with the targets' kernels stacked, and each target's outputs are hande
 tracker (``SiamRPNTracker.prefetch``). Its ``track`` then runs unchanged: the selection,
 smoothing, clipping and long-term logic are the single-target code, not a copy.
 
-Distractor-aware trackers re-rank with per-target template sets and run on their own.
+Distractor-aware trackers re-rank with per-target template sets and run on their own. With
+device crops (the GPU path) the frame is uploaded once per frame for all targets, and each
+target's crop is cut from it on the device.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ class MultiTracker:
         device: str | torch.device = "cpu",
         long_term: Mapping[str, Any] | None = None,
         runtime: Any = None,
+        **gpu: Any,
     ) -> None:
-        self._share(SiamRPNTracker(model, cfg, device=device, runtime=runtime), long_term)
+        """``gpu``: ``SiamRPNTracker``'s GPU-path options (precision, graph_mode, device_crops)."""
+        prototype = SiamRPNTracker(model, cfg, device=device, runtime=runtime, **gpu)
+        self._share(prototype, long_term)
 
     @classmethod
     def from_tracker(
@@ -85,6 +90,7 @@ class MultiTracker:
         inner._initialized = False
         inner._kernels = None
         inner._prefetched = None
+        inner._shared_frame = None
         inner._buffers = {}  # a batch pass reads several targets' crops at once
         if self.long_term is None:
             return inner
@@ -131,10 +137,16 @@ class MultiTracker:
         """Track every target in ``image``: one backbone and head pass per search size."""
         frame = check_image(image)
         groups: dict[int, list[tuple[TargetId, Tracker, tuple, SearchPatch]]] = {}
+        p = self._prototype
+        # device crops: the frame goes to the device once for all targets
+        upload = p.device_crops and self._targets
+        uploaded = torch.from_numpy(frame).to(p.device) if upload else None
         for tid, target in self._targets.items():
             inner = self._inner(target)
             if isinstance(inner, DistractorAwareTracker):
                 continue
+            if uploaded is not None:
+                inner.share_frame(frame, uploaded)
             plan = self._plan(target)
             sp = inner._search_patch(frame, plan[0], plan[1], with_features=False)
             groups.setdefault(sp.size, []).append((tid, target, plan, sp))

@@ -255,6 +255,30 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
 
 
+def test_gpu_path_parameters_reach_the_tracker(ros_context, ros_env, start_node, clip) -> None:
+    """precision:=fp16 autocasts the node's network (on this CPU a rehearsal of the GPU
+    option): its boxes are ``load_tracker(..., precision="fp16")``'s. graph_mode:=cuda_graph
+    where ``auto`` finds no GPU stops the start, naming the parameter."""
+    start_node("/fp16", "qos_reliability:=reliable", "precision:=fp16")
+    weights = str(PARITY / "weights.safetensors")
+    local = load_tracker("siamrpn_alex_dwxcorr", weights, "cpu", precision="fp16")
+    driver = Driver(ros_context, "/fp16")
+    driver.start_on(clip["frames"][0], clip["init"])
+    local.init(clip["frames"][0], clip["init"])
+    for k in range(1, 4):
+        msg = frame_msg(clip["frames"][k], k)
+        assert driver.step(msg).state == TrackerStatus.TRACKING
+        got = detection_box(driver.detections_for(msg).detections[0])
+        np.testing.assert_allclose(got, local.track(clip["frames"][k]).box, atol=1e-3)
+    if torch.cuda.is_available():
+        return
+    args = [str(BIN / "siam-tracker-node"), "--ros-args", "-p", "model:=siamrpn_alex_dwxcorr"]
+    args += ["-p", f"weights:={weights}", "-p", "graph_mode:=cuda_graph"]
+    done = subprocess.run(args, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "graph_mode='cuda_graph'" in done.stderr and "CUDA" in done.stderr, done.stderr
+
+
 def test_bad_input_is_refused_and_the_node_keeps_serving(ros_context, start_node, clip) -> None:
     start_node("/bad")
     driver = Driver(ros_context, "/bad", reliable=False)
