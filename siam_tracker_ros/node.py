@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import threading
 import traceback
@@ -735,7 +736,12 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
         print(f"[{NODE_NAME}] cannot start: {why}", file=sys.stderr)
         with contextlib.suppress(Exception):  # a half-built node may not clean up: exiting
             rclpy.try_shutdown()
-        return 1
+        # The half-built node's handles outlive their context; the interpreter's teardown then
+        # crashed now and again (SIGSEGV instead of status 1, seen under load). Nothing of ours
+        # is open yet, so the process ends here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
