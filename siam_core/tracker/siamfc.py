@@ -29,9 +29,12 @@ upsampled peak beats its neighbour by as little as 1e-6 relative (the parity ref
 trained with a logistic loss on that response (DW Eq. 2), so it reads as a probability like the
 RPN family's foreground score (used by long-term mode; see the README for the thresholds).
 
-Hook for online modules (DROL's ``drol_siamfc_*``): :meth:`SiamFCTracker.responses` computes
-the upsampled maps of all scales; :meth:`SiamFCTracker.adjust_response` receives the chosen
-scale's normalised map just before the cosine window is blended in and may return a fused map.
+Hooks for online modules (DROL's ``drol_siamfc_*``, ``siam_core.tracker.drol``):
+:meth:`SiamFCTracker.responses` computes the upsampled maps of all scales and keeps the
+backbone features; :meth:`SiamFCTracker.adjust_response` receives the chosen scale's normalised
+map just before the cosine window is blended in and may return a fused map. ``_search_sides``,
+``_scale_patches``, ``upsample_interpolation`` and ``peak_dtype`` are the steps another
+official SiamFC procedure (DROL's pysot-based one) replaces.
 """
 
 from __future__ import annotations
@@ -87,12 +90,14 @@ def scale_pyramid(
 @dataclass
 class SiamFCResponse:
     """One frame's multi-scale response: ``maps`` (U, U, n) float32 upsampled responses,
-    ``sides`` the n unrounded search sides, the region searched and stage timings."""
+    ``sides`` the n unrounded search sides, the region searched, stage timings and the
+    backbone features the maps came from."""
 
     maps: np.ndarray
     sides: np.ndarray
     region: Box
     timings: dict[str, float]
+    features: list[torch.Tensor] | None = None  # the backbone's maps of the n patches
 
 
 class SiamFCTracker(Tracker):
@@ -105,6 +110,8 @@ class SiamFCTracker(Tracker):
     """
 
     name = "siamfc"
+    upsample_interpolation: int = cv2.INTER_CUBIC
+    peak_dtype: type = np.float32  # SiamDW scales its float32 maxima in place
 
     def __init__(
         self,
@@ -167,30 +174,44 @@ class SiamFCTracker(Tracker):
         the state is not changed."""
         if self._kernels is None:
             raise RuntimeError(f"{self.name}: responses() called before init()")
-        t = self.cfg.tracker
         t0 = time.perf_counter()
-        sides = self.s_x * self.scales
-        patches, region = scale_pyramid(
-            image, self._centre(), sides, t.instance_size, self.channel_average
-        )
+        sides = self._search_sides()
+        patches, region = self._scale_patches(image, sides)
         with torch.inference_mode():
             x = self._to_batch(patches)
             t1 = time.perf_counter()
-            out = self.net.track(x, self._kernels)
-            if out.shape[-1] != self.score_size or out.shape[-2] != self.score_size:
-                raise RuntimeError(
-                    f"{self.name}: response is {tuple(out.shape[-2:])}, the config expects "
-                    f"{self.score_size}x{self.score_size} for search size {t.instance_size}"
-                )
-            maps = out.reshape(len(patches), self.score_size, self.score_size)
-            maps = maps.permute(1, 2, 0).cpu().numpy()
+            feats = self.net.features(x)
+            out = self.net.respond(feats, self._kernels)
         t2 = time.perf_counter()
+        maps_up = self.upsampled(out)
+        timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
+        return SiamFCResponse(maps_up, sides, region, timings, feats)
+
+    def _search_sides(self) -> np.ndarray:
+        """The n search sides of this frame (SiamDW: the damped ``s_x`` times the scales)."""
+        return self.s_x * self.scales
+
+    def _scale_patches(self, image: np.ndarray, sides: np.ndarray) -> tuple[list[np.ndarray], Box]:
+        """The n search patches and the image region they cover (SiamDW's pyramid)."""
+        t = self.cfg.tracker
+        return scale_pyramid(image, self._centre(), sides, t.instance_size, self.channel_average)
+
+    def upsampled(self, out: torch.Tensor) -> np.ndarray:
+        """(n, 1, S, S) responses -> (U, U, n) float32 maps upsampled ``response_up`` times."""
+        t = self.cfg.tracker
+        if out.shape[-1] != self.score_size or out.shape[-2] != self.score_size:
+            raise RuntimeError(
+                f"{self.name}: response is {tuple(out.shape[-2:])}, the config expects "
+                f"{self.score_size}x{self.score_size} for search size {t.instance_size}"
+            )
+        with torch.inference_mode():
+            maps = out.reshape(out.shape[0], self.score_size, self.score_size)
+            maps = maps.permute(1, 2, 0).cpu().numpy()
         up = self.score_size * int(t.response_up)  # type: ignore[operator]
-        maps_up = cv2.resize(maps, (up, up), interpolation=cv2.INTER_CUBIC)
+        maps_up = cv2.resize(maps, (up, up), interpolation=self.upsample_interpolation)
         if maps_up.ndim == 2:  # one scale: OpenCV drops the channel axis
             maps_up = maps_up[:, :, None]
-        timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
-        return SiamFCResponse(maps_up, sides, region, timings)
+        return maps_up
 
     def adjust_response(self, response: np.ndarray, scale: int, resp: SiamFCResponse) -> np.ndarray:
         """The chosen scale's map, ``(map - min) / sum``, just before the cosine window is
@@ -198,22 +219,29 @@ class SiamFCTracker(Tracker):
         confidence map (same shape) into it."""
         return response
 
+    def _best_scale(self, maps: np.ndarray) -> tuple[int, np.ndarray]:
+        """The scale whose maximum, times ``scale_penalty`` off-centre, is largest, and its map
+        as ``(map - min) / sum``. The product is rounded to ``peak_dtype`` (dtype matters for
+        ties)."""
+        peaks = (np.max(maps, axis=(0, 1)) * self.scale_penalties).astype(self.peak_dtype)
+        best = int(np.argmax(peaks))
+        response = maps[..., best]
+        response = response - response.min()
+        return best, response / response.sum()
+
+    def _windowed(self, response: np.ndarray) -> np.ndarray:
+        """The map with the cosine window blended in (``window_influence``)."""
+        wi = self.cfg.tracker.window_influence
+        return (1 - wi) * response + wi * self.window
+
     def _track(self, image: np.ndarray) -> TrackResult:
         t = self.cfg.tracker
         resp = self.responses(image)
         t0 = time.perf_counter()
         maps = resp.maps
-        # float32 maxima scaled in place, as the official code does (dtype matters for ties)
-        peaks = np.max(maps, axis=(0, 1))
-        peaks *= self.scale_penalties
-        best = int(np.argmax(peaks))
-        response = maps[..., best]
-        response = response - response.min()
-        response = response / response.sum()
+        best, response = self._best_scale(maps)
         response = self.adjust_response(response, best, resp)
-        wi = t.window_influence
-        response = (1 - wi) * response + wi * self.window
-        row, col = np.unravel_index(response.argmax(), response.shape)
+        row, col = np.unravel_index(self._windowed(response).argmax(), response.shape)
         up = int(t.response_up)  # type: ignore[arg-type]
         centre_index = math.ceil(self.score_size * up / 2)
         disp = (np.array([col, row]) - centre_index) * self.cfg.anchor.stride / up
