@@ -32,7 +32,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -231,8 +230,11 @@ class OnlineClassifier:
         self.pos = torch.tensor([y + (h - 1) / 2, x + (w - 1) / 2], dtype=torch.float32)
         self.target_sz = torch.tensor([h, w], dtype=torch.float32)
         ctx = self.context_amount * self.target_sz.sum()
-        s_z = np.sqrt(((self.target_sz[1] + ctx) * (self.target_sz[0] + ctx)).numpy())
-        self.scale = np.float32(self.exemplar_size / s_z)
+        s_z = torch.sqrt((self.target_sz[1] + ctx) * (self.target_sz[0] + ctx))
+        # DROL's ``EXEMPLAR_SIZE / s_z`` divides an int by a float32 tensor, which torch
+        # computes as ``s_z.reciprocal() * EXEMPLAR_SIZE``: one ulp off the quotient at times,
+        # enough to change the chaotic first-frame training (parity test, frame 1)
+        self.scale = torch.reciprocal(s_z) * self.exemplar_size
         self.img_sample_sz = torch.tensor([float(s), float(s)])
 
         # augmented samples, in DROL's order of random draws
