@@ -82,9 +82,10 @@ def test_parity_with_official_drol() -> None:
     Gauss-Newton training is chaotic in float32 (one ulp in the label's σ moves the frame-1
     peak by 1.2e-3), so it matches only because every step is DROL's to the bit, quirks
     included (the target scale is ``s_z.reciprocal() * 127``, as torch computes DROL's
-    ``127 / s_z``): the peaks agree exactly until the first filter update and within 4e-5
-    after it (Fourier-interpolation and update rounding), far below the reference's smallest
-    threshold margin (1.95e-4) and fused decision margin (5.3e-4).
+    ``127 / s_z``; the Fourier interpolation multiplies (re, im) pairs as DROL's ``complex``
+    does): the peaks agree to the bit until the first filter update and within 4e-5 after it
+    (our updates skip the memory's empty slots, which rounds differently), far below the
+    reference's smallest threshold margin (1.95e-4) and fused decision margin (5.3e-4).
     """
     reference = json.loads((need(PARITY) / "reference.json").read_text())
     count = len(reference["frames"])
@@ -105,7 +106,7 @@ def test_parity_with_official_drol() -> None:
         flags.append((index, last.flag, expected["flag"]))
         peaks.append(abs(last.peak - expected["classifier_max"]))
     assert count == 120 and all(ours == theirs for _, ours, theirs in flags), flags
-    assert max(peaks[:7]) < 1e-6  # before the first filter update: DROL's numbers
+    assert max(peaks[:8]) < 1e-7  # before the first filter update: DROL's numbers
     assert max(peaks) < 1e-4
 
 
