@@ -88,6 +88,43 @@ class _OnlineParts:
     _frame: int
     _frame_side: float
 
+    def _setup_online(self, cfg: Config, online: OnlineConfig) -> None:
+        """The classifier for ``cfg``'s search and exemplar sizes, and empty DROL state."""
+        self.online_cfg = online
+        t = cfg.tracker
+        self.online = OnlineModule(
+            OnlineClassifier(
+                online, t.instance_size, t.exemplar_size, t.context_amount, self._features
+            )
+        )
+        self._kernels_st = None
+        self._z_st = None
+        self._temp_max = 0.0
+        self._frame = 0
+        self._frame_side = 0.0
+
+    def _start_online(self, image: np.ndarray, box: Box, template_side: int) -> None:
+        """DROL ``init``'s tail: train on a crop of 2x the search size (side
+        ``round(template_side · 2 · instance / exemplar)``), z_s = z_1."""
+        self._frame = 1
+        self._temp_max = 0.0
+        self._init_s = self.online.start(
+            image,
+            box,
+            self._centre(),  # type: ignore[attr-defined]
+            template_side,
+            self.channel_average,
+            crop_patch,
+        )
+        kernels = self._kernels  # type: ignore[attr-defined]
+        self._kernels_st = kernels if self.online_cfg.template_update else None
+        self._z_st = None
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self.online.close()
+        self._kernels_st = None
+
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
         """Classifier features of a batch of search-size crops (first-frame training)."""
         with torch.inference_mode():
@@ -159,38 +196,15 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
         optimize: bool = True,
     ) -> None:
         super().__init__(model, cfg, device=device, optimize=optimize)
-        self.online_cfg = online or cfg.online or OnlineConfig()
+        self._setup_online(cfg, online or cfg.online or OnlineConfig())
         self.name = f"{cfg.name}+online" if cfg.online is None else cfg.name
-        t = cfg.tracker
-        self.online = OnlineModule(
-            OnlineClassifier(
-                self.online_cfg, t.instance_size, t.exemplar_size, t.context_amount, self._features
-            )
-        )
-        self._kernels_st: Kernels | None = None
-        self._z_st: np.ndarray | None = None
-        self._temp_max = 0.0
-        self._frame = 0
-        self._frame_side = 0.0
 
     def _template_kernels(self, patch: np.ndarray) -> Kernels:
         return self.net.template(self._to_tensor(patch))
 
     def _init(self, image: np.ndarray, box: Box) -> None:
         super()._init(image, box)
-        self._frame = 1
-        self._temp_max = 0.0
-        side = max(1, round(self._context_side()))
-        self._init_s = self.online.start(
-            image, box, self._centre(), side, self.channel_average, crop_patch
-        )
-        self._kernels_st = self._kernels if self.online_cfg.template_update else None
-        self._z_st = None
-
-    def reset(self) -> None:
-        super().reset()
-        self.online.close()
-        self._kernels_st = None
+        self._start_online(image, box, max(1, round(self._context_side())))
 
     def _fuse_scores(self, pscore: np.ndarray, score_size: int) -> np.ndarray:
         return self.online.fuse(pscore)
@@ -291,24 +305,14 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         optimize: bool = False,
     ) -> None:
         super().__init__(model, cfg, device=device, optimize=optimize)
-        if cfg.online is None and online is None:
+        settings = online or cfg.online
+        if settings is None:
             raise ValueError(f"'{cfg.name}' has no online section; use a drol_siamfc_* preset")
-        self.online_cfg = online or cfg.online  # type: ignore[assignment]
-        t = cfg.tracker
-        self.online = OnlineModule(
-            OnlineClassifier(
-                self.online_cfg, t.instance_size, t.exemplar_size, t.context_amount, self._features
-            )
-        )
+        self._setup_online(cfg, settings)
         window = cosine_window(self.window.shape[0]).astype(np.float32)
         self.window = window / window.sum()
         bias = getattr(model.backbone, "corr_bias", None)
         self._logit_bias = 0.0 if bias is None else float(bias.detach().reshape(-1)[0])
-        self._kernels_st: Kernels | None = None
-        self._z_st: np.ndarray | None = None
-        self._temp_max = 0.0
-        self._frame = 0
-        self._frame_side = 0.0
 
     def _template_kernels(self, patch: np.ndarray) -> Kernels:
         return self.net.template(self._to_batch([patch]))
@@ -330,18 +334,7 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         )
         with torch.inference_mode():
             self._kernels = self._template_kernels(patch)
-        self._frame = 1
-        self._temp_max = 0.0
-        self._init_s = self.online.start(
-            image, box, self._centre(), s_z, self.channel_average, crop_patch
-        )
-        self._kernels_st = self._kernels if self.online_cfg.template_update else None
-        self._z_st = None
-
-    def reset(self) -> None:
-        super().reset()
-        self.online.close()
-        self._kernels_st = None
+        self._start_online(image, box, s_z)
 
     def _search_sides(self) -> np.ndarray:
         # DROL crops z_s with this frame's context side, taken before the state changes

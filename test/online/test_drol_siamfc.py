@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_drol_tracker import QUICK  # cheap classifier settings for the plumbing tests
 
 from siam_core.cli import track as track_cli
 from siam_core.config import load_config
@@ -32,17 +33,6 @@ from siam_core.zoo import build, load_tracker
 REPO = Path(__file__).resolve().parents[2]
 BAG = REPO.parent / "shared" / "data" / "bag.avi"
 BOX = (315.0, 140.0, 112.0, 112.0)
-# cheap classifier settings for the tests of plumbing and procedure (the CLI test runs DROL's)
-QUICK = {
-    "init_cg_iter": 4,
-    "init_gn_iter": 2,
-    "augment_rotate": [10],
-    "augment_blur": [[1, 1]],
-    "augment_relative_shift": [[0.6, 0.6]],
-    "augment_dropout": [1, 0.2],
-    "sample_memory_size": 12,
-    "train_skipping": 2,
-}
 # DROL's backbone keys (experiments/siamfc_alex_upxcorr_*/convert_model.py name_map)
 DROL_KEYS = (
     {f"backbone.features.{i}.{p}" for i in (0, 4, 8, 11, 14) for p in ("weight", "bias")}
