@@ -454,9 +454,10 @@ class OnlineClassifier:
         if iters <= 0:
             return
         cfg = self.cfg
-        # slots of weight 0 (memory not yet full) only add exact zeros: leave them out
+        # slots of weight 0 (memory not yet full) only add exact zeros: leave them out, unless
+        # DROL's rounding is wanted (``train_empty_slots``)
         used = torch.nonzero(self.sample_weights > 0).view(-1)
-        if used.numel() == self.sample_weights.numel():
+        if cfg.train_empty_slots or used.numel() == self.sample_weights.numel():
             samples, y, w = self.samples, self.y, self.sample_weights
         else:
             samples, y, w = self.samples[used], self.y[used], self.sample_weights[used]
