@@ -14,11 +14,25 @@ single-target row, and each row's largest box difference from PyTorch fp32 (targ
 
     .venv/bin/python benchmarks/bench_deploy.py [--models alex default] [--frames 60]
         [--backends torch onnxruntime openvino] [--targets 1 4 10] [--threads 2]
+
+GPU path (``--device cuda``; tools/gpu_bench_on_device.sh runs it on a lent machine): the
+PyTorch tracker in each ``--modes`` entry, ``precision[+graph|+compile][+hostcrop]``
+(``fp16+graph``: fp16 autocast with CUDA graphs; ``+hostcrop``: crops cut on the host and
+uploaded, the path without device crops), batch 1 crop included, beside ``fp32`` (device
+crops, eager); ``MultiTracker`` at each ``--targets`` count for ``fp32`` and the last mode;
+ten separate fp32 trackers. Boxes are compared with fp32's on the whole parity clip twice:
+free-running, and from fp32's state on every frame (one step's difference, as the issue's
+1 px asks). It prints FPS and the issue's targets (H100/H200 class: SiamRPN++ ResNet-50 >= 500
+FPS, AlexNet >= 2000 FPS). The pysot procedure is a CPU baseline and is not run there.
+
+    python benchmarks/bench_deploy.py --device cuda [--models alex r50] [--frames 196]
+        [--modes fp32 fp16 bf16 fp32+graph fp16+graph fp32+hostcrop] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -46,7 +60,12 @@ from siam_core.io.frames import read_frames  # noqa: E402
 from siam_core.tracker.multi import MultiTracker  # noqa: E402
 from siam_core.tracker.siamrpn import SiamRPNTracker  # noqa: E402
 
-MODELS = {"alex": "siamrpn_alex_dwxcorr", "mobilev2": "siamrpn_mobilev2_l234_dwxcorr"}
+MODELS = {
+    "alex": "siamrpn_alex_dwxcorr",
+    "mobilev2": "siamrpn_mobilev2_l234_dwxcorr",
+    "r50": "siamrpn_r50_l234_dwxcorr",
+}
+GPU_TARGET_FPS = {"siamrpn_alex_dwxcorr": 2000.0, "siamrpn_r50_l234_dwxcorr": 500.0}  # issue 15
 
 
 def _boxes(n: int) -> list[tuple[float, float, float, float]]:
@@ -100,18 +119,7 @@ def bench(key: str, frames: list[np.ndarray], backends: list[str], targets: list
             t.init(frames[0], box)
         runs["torch 10 sep."] = ((lambda f: [t.track(f) for t in seps][0].box), 10)  # noqa: RUF015
 
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    diffs: dict[str, float] = dict.fromkeys(runs, 0.0)
-    for frame in frames[1:]:
-        boxes = {}
-        for name, (fn, _) in runs.items():
-            start = time.perf_counter()
-            boxes[name] = fn(frame)
-            times[name].append(time.perf_counter() - start)
-        ref = boxes.get("torch")
-        if ref is not None:
-            for name, box in boxes.items():
-                diffs[name] = max(diffs[name], float(np.abs(np.subtract(box, ref)).max()))
+    times, diffs = _time_runs({name: r[0] for name, r in runs.items()}, frames[1:], "torch")
     rows = []
     base = statistics.median(times["pysot"])
     for name, (_, n) in runs.items():
@@ -132,19 +140,186 @@ def bench(key: str, frames: list[np.ndarray], backends: list[str], targets: list
     return rows
 
 
+def parse_mode(mode: str) -> dict:
+    """``precision[+graph|+compile][+hostcrop]`` -> ``SiamRPNTracker`` GPU-path options."""
+    parts = mode.split("+")
+    options = {"precision": parts[0], "graph_mode": "eager", "device_crops": None}
+    for extra in parts[1:]:
+        if extra == "graph":
+            options["graph_mode"] = "cuda_graph"
+        elif extra == "compile":
+            options["graph_mode"] = "compile"
+        elif extra == "hostcrop":
+            options["device_crops"] = False
+        else:
+            raise SystemExit(f"mode {mode!r}: unknown part {extra!r} (graph, compile, hostcrop)")
+    return options
+
+
+def _one_step_diff(model, cfg, device: str, options: dict, frames: list[np.ndarray]) -> float:
+    """Largest box difference from fp32 eager over the clip, each frame tracked from fp32's
+    state: the difference one step makes, before free-running drift compounds it."""
+    ref = SiamRPNTracker(model, cfg, device=device)
+    got = SiamRPNTracker(model, cfg, device=device, **options)
+    ref.init(frames[0], BAG_INIT)
+    got.init(frames[0], BAG_INIT)
+    worst = 0.0
+    for frame in frames[1:]:
+        got.center_pos, got.size = ref.center_pos.copy(), ref.size.copy()
+        a, b = ref.track(frame).box, got.track(frame).box
+        worst = max(worst, float(np.abs(np.subtract(a, b)).max()))
+    return worst
+
+
+def bench_device(
+    key: str, frames: list[np.ndarray], device: str, modes: list[str], targets: list[int]
+) -> list[dict]:
+    """The GPU path of one model on ``device``: every mode at batch 1, MultiTracker counts for
+    fp32 and the last mode, ten separate trackers; FPS and box agreement with fp32."""
+    model, cfg, weights = _model(key, frames[0])
+    modes = ["fp32", *[m for m in modes if m != "fp32"]]
+    runs: dict[str, tuple[Callable[[np.ndarray], tuple], int, dict]] = {}
+    for mode in modes:
+        options = parse_mode(mode)
+        t = SiamRPNTracker(model, cfg, device=device, **options)
+        t.init(frames[0], BAG_INIT)
+        runs[mode] = ((lambda f, t=t: t.track(f).box), 1, options)
+    for mode in dict.fromkeys([modes[0], modes[-1]]):
+        for n in targets:
+            if n == 1:
+                continue
+            options = parse_mode(mode)
+            multi = MultiTracker(model, cfg, device=device, **options)
+            for i, box in enumerate(_boxes(n)):
+                multi.add(i, frames[0], box)
+            runs[f"{mode} x{n}"] = ((lambda f, m=multi: m.track(f)[0].box), n, options)
+    if 10 in targets:
+        seps = [SiamRPNTracker(model, cfg, device=device) for _ in range(10)]
+        for t, box in zip(seps, _boxes(10), strict=True):
+            t.init(frames[0], box)
+        runs["fp32 10 sep."] = ((lambda f: [t.track(f) for t in seps][0].box), 10, {})  # noqa: RUF015
+    for fn, _, _ in runs.values():  # warm-up: cuDNN algorithm choice, graph capture, compile
+        fn(frames[1])
+    times, diffs = _time_runs({name: r[0] for name, r in runs.items()}, frames[2:], "fp32")
+    base = statistics.median(times["fp32"])
+    rows = []
+    for name, (_, n, options) in runs.items():
+        med = statistics.median(times[name])
+        step = _one_step_diff(model, cfg, device, options, frames) if n == 1 else float("nan")
+        rows.append(
+            {
+                "model": cfg.name,
+                "run": name,
+                "targets": n,
+                "ms": 1000 * med,
+                "fps": 1 / med,
+                "ms_per_target": 1000 * med / n,
+                "vs_fp32": base / med * n,
+                "diff": diffs[name],
+                "step_diff": step,
+            }
+        )
+    print(f"{cfg.name}: weights {weights}")
+    return rows
+
+
+def _time_runs(
+    runs: dict[str, Callable[[np.ndarray], tuple]], frames: list[np.ndarray], ref_name: str
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Every run on every frame, timed in turn (all see the same load); per run the seconds
+    per frame and the largest free-running box difference from ``ref_name``'s (target 0)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    diffs: dict[str, float] = dict.fromkeys(runs, 0.0)
+    for frame in frames:
+        boxes = {}
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            boxes[name] = fn(frame)
+            times[name].append(time.perf_counter() - start)
+        ref = boxes.get(ref_name)
+        if ref is not None:
+            for name, box in boxes.items():
+                diffs[name] = max(diffs[name], float(np.abs(np.subtract(box, ref)).max()))
+    return times, diffs
+
+
+def print_table(head: str, lines: list[str]) -> None:
+    print(head + "\n" + "-" * len(head) + "\n" + "\n".join(lines))
+
+
+def print_device_rows(rows: list[dict], device: str) -> None:
+    head = (
+        f"{'model':26} {'run':20} {'targets':>7} {'ms/frame':>9} {'FPS':>8} {'ms/target':>9} "
+        f"{'target-FPS/fp32':>15} {'max|dbox| free':>14} {'per frame':>10}"
+    )
+    lines = []
+    for r in rows:
+        step = "" if r["step_diff"] != r["step_diff"] else f"{r['step_diff']:.3f}"
+        lines.append(
+            f"{r['model']:26} {r['run']:20} {r['targets']:7d} {r['ms']:9.3f} {r['fps']:8.1f} "
+            f"{r['ms_per_target']:9.3f} {r['vs_fp32']:14.2f}x {r['diff']:14.3f} {step:>10}"
+        )
+    print_table(head, lines)
+    print(
+        "\nFPS: frames per second (all targets); target-FPS/fp32: target-frames per second "
+        "over fp32's at batch 1; max|dbox|: px from fp32 (target 0), free-running and from "
+        "fp32's state on each frame"
+    )
+    for r in rows:
+        if r["targets"] == 10 and not r["run"].endswith("sep."):
+            mode = r["run"].split(" ")[0]
+            single = next(x for x in rows if x["model"] == r["model"] and x["run"] == mode)
+            share = (10 / r["ms"]) / (1 / single["ms"])
+            print(
+                f"{r['model']} {mode}: 10 targets give {100 * share:.0f} % of single-target FPS "
+                "per target (issue goal on GPU: >= 50 %)"
+            )
+    for model, goal in GPU_TARGET_FPS.items():
+        mine = [r for r in rows if r["model"] == model and r["targets"] == 1]
+        if mine:
+            agree = [r for r in mine if r["step_diff"] <= 1.0]  # the fastest that holds boxes
+            best = max(agree or mine, key=lambda r: r["fps"])
+            ok = best["fps"] >= goal and best["step_diff"] <= 1.0
+            print(
+                f"issue target {model}: >= {goal:.0f} FPS on {device} with boxes within 1 px: "
+                f"best {best['run']} {best['fps']:.0f} FPS, per-frame box diff "
+                f"{best['step_diff']:.3f} px -> {'met' if ok else 'NOT met'}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["alex", "default"])
+    p.add_argument(
+        "--models",
+        nargs="+",
+        help="alex, mobilev2, r50, default (CPU: alex default; GPU: alex r50)",
+    )
     p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "openvino"])
     p.add_argument("--targets", nargs="+", type=int, default=[1, 4, 10])
-    p.add_argument("--frames", type=int, default=61, help="frames per model (first is init)")
+    p.add_argument(
+        "--frames", type=int, help="frames per model, the first is init (CPU 61, GPU 196: all)"
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads of every runtime")
     p.add_argument("--video", type=Path, default=DATA / "bag.avi")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for the GPU path (doc)")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["fp16", "bf16", "fp32+hostcrop", "fp32+graph", "fp16+graph"],
+        help="GPU path: precision[+graph|+compile][+hostcrop] per run (fp32 always runs)",
+    )
+    p.add_argument(
+        "--gpu-path", action="store_true", help="the GPU path's table (implied by a CUDA device)"
+    )
+    p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
     if not args.video.is_file():
         raise SystemExit(f"clip not found: {args.video}")
     torch.set_num_threads(args.threads)
-    frames = read_frames(args.video, args.frames)
+    if args.gpu_path or args.device != "cpu":
+        return main_device(args)
+    args.models = args.models or ["alex", "default"]
+    frames = read_frames(args.video, args.frames or 61)
     print(
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
         f"torch {torch.__version__}, {args.threads} threads per runtime; "
@@ -156,14 +331,45 @@ def main(argv: list[str] | None = None) -> int:
         f"{'model':30} {'run':18} {'targets':>7} {'ms/frame':>9} {'ms/target':>9} "
         f"{'pysot/run':>9} {'max |dbox| vs torch':>20}"
     )
-    print(head + "\n" + "-" * len(head))
+    lines = []
     for r in rows:
         speed = "" if r["speedup"] != r["speedup"] else f"{r['speedup']:8.2f}x"
-        print(
+        lines.append(
             f"{r['model']:30} {r['run']:18} {r['targets']:7d} {r['ms']:9.1f} "
             f"{r['ms_per_target']:9.1f} {speed:>9} {r['diff']:20.2e}"
         )
+    print_table(head, lines)
     print(f"\nmedians over {len(frames) - 1} frames of {args.video.name}, crop included")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def main_device(args: argparse.Namespace) -> int:
+    """``--device cuda``: the GPU path's table (module doc)."""
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA device")
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest algorithms
+        name = torch.cuda.get_device_name(device)
+    else:  # a CPU rehearsal of the GPU path (--gpu-path; tests run it so)
+        name = platform.processor() or platform.machine()
+    frames = read_frames(args.video, args.frames or 196)
+    args.models = args.models or ["alex", "r50"]
+    print(
+        f"device: {name}, torch {torch.__version__}, cuDNN benchmark "
+        f"{torch.backends.cudnn.benchmark}, TF32 convolutions {torch.backends.cudnn.allow_tf32}; "
+        f"{len(frames) - 2} timed frames of {args.video.name} (frame 1: warm-up)"
+    )
+    rows = [
+        r
+        for key in args.models
+        for r in bench_device(key, frames, args.device, args.modes, args.targets)
+    ]
+    print_device_rows(rows, name)
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "rows": rows}, indent=1))
     return 0
 
 

@@ -8,13 +8,15 @@ For each model, on the same real clip:
   distractor module's own stages (re-ranking, template learning) and the mean number of
   distractors learned per frame are printed;
 * lost mode: ``LongTermTracker`` held in the LOST state, searching at each lost size in turn on
-  every frame (sizes interleaved, so all see the same load), next to the short-term size.
+  every frame (sizes interleaved, so all see the same load), next to the short-term size;
+  ``siamfcplus`` (SiamFC+ CIResNet-22 with the SiamDW parity weights, three scales per search)
+  has no distractor module and is timed in lost mode only.
 
 Networks without shipped weights use seeded random weights rescaled to a trained model's output
 range (speed does not depend on the values). How many distractors are learned per frame
 depends on the weights (random ones find the maximum, 4, on every frame: the worst case).
 
-    .venv/bin/python benchmarks/bench_longterm.py [--models alex upchannel mobilev2]
+    .venv/bin/python benchmarks/bench_longterm.py [--models alex upchannel mobilev2 siamfcplus]
         [--frames 60] [--sizes 383 511 767 831] [--threads 2] [--device cpu|cuda]
 """
 
@@ -32,10 +34,13 @@ import numpy as np
 import torch
 from bench_track import BAG_INIT, make_model  # same folder: one way to build models
 
+from siam_core.config import load_config
 from siam_core.io.frames import read_frames
+from siam_core.models.siamdw_compat import load_siamdw_model
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.siamfc import SiamFCTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +51,9 @@ MODELS = {
     "mobilev2": "siamrpn_mobilev2_l234_dwxcorr",
     "r50": "siamrpn_r50_l234_dwxcorr",
     "r50lt": "siamrpn_r50_l234_dwxcorr_lt",
+    "siamfcplus": "siamfcplus_ciresnet22_vot",
 }
+SIAMDW_PARITY = DATA / "parity" / "siamdw_siamfcres22" / "weights.safetensors"
 
 
 def _timed(fn):
@@ -85,29 +92,30 @@ def bench_short(model, cfg, frames, device: str) -> dict:
     return med
 
 
-def bench_lost(model, cfg, frames, sizes: list[int], device: str) -> dict[int, float]:
-    """Median ms per LOST-state frame at each search size (the short-term size included)."""
+def bench_lost(make_inner, cfg, frames, sizes: list[int]) -> dict[int, float]:
+    """Median ms per LOST-state frame at each search size (the short-term size included);
+    ``make_inner()`` builds the wrapped tracker (RPN or SiamFC family)."""
     usable = [s for s in sizes if s > cfg.tracker.instance_size]
-    trackers = {
-        cfg.tracker.instance_size: LongTermTracker(SiamRPNTracker(model, cfg, device=device))
-    }
+    trackers = {cfg.tracker.instance_size: LongTermTracker(make_inner())}
     for size in usable:
         lt_cfg = LongTermConfig(lost_instance_sizes=(size,))
-        trackers[size] = LongTermTracker(SiamRPNTracker(model, cfg, device=device), lt_cfg)
+        trackers[size] = LongTermTracker(make_inner(), lt_cfg)
     for t in trackers.values():
         t.init(frames[0], BAG_INIT)
     times: dict[int, list[float]] = {s: [] for s in trackers}
     short = cfg.tracker.instance_size
     for frame in frames[1:]:
         for size, t in trackers.items():
-            state = t.tracker.center_pos.copy(), t.tracker.size.copy()
+            state = t.tracker.center_pos.copy(), t.tracker.size.copy(), vars(t.tracker).get("s_x")
             if size != short:  # hold it in the lost state, searching at ``size``
                 t.machine.state, t.machine.lost_frames = TrackState.LOST, 1
             else:  # short-term: as long as it is not lost
                 t.machine.state, t.machine.lost_frames = TrackState.TRACKING, 0
             _, dt = _timed(lambda f=frame, tr=t: tr.track(f))
             times[size].append(dt)
-            t.tracker.center_pos, t.tracker.size = state  # same search centre every frame
+            t.tracker.center_pos, t.tracker.size = state[:2]  # same search centre every frame
+            if state[2] is not None:  # SiamFC: and the same search side
+                t.tracker.s_x = state[2]
     return {s: 1000 * statistics.median(v) for s, v in times.items()}
 
 
@@ -145,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     print(head + "\n" + "-" * len(head))
     lost_rows = []
     for key in args.models:
+        if key == "siamfcplus":
+            net = load_siamdw_model(MODELS[key], SIAMDW_PARITY)  # speed only: any weights do
+            cfg = load_config(MODELS[key])
+            make = lambda n=net, c=cfg: SiamFCTracker(n, c, device=args.device)  # noqa: E731
+            lost_rows.append((cfg, bench_lost(make, cfg, frames, args.sizes)))
+            continue
         model, cfg, weights = make_model(MODELS[key], frames[0])
         s = bench_short(model, cfg, frames, args.device)
         print(
@@ -152,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['post']:8.2f} {s['learn']:6.1f} {s['crop']:8.1f} {s['crop'] / s['plain']:5.2f}x "
             f"{s['learn_crop']:6.1f} {s['distractors']:12.2f}   ({weights})"
         )
-        lost_rows.append((cfg, bench_lost(model, cfg, frames, args.sizes, args.device)))
+        make = lambda m=model, c=cfg: SiamRPNTracker(m, c, device=args.device)  # noqa: E731
+        lost_rows.append((cfg, bench_lost(make, cfg, frames, args.sizes)))
     print("\nlost mode, ms per frame (median) at each search size; ratio to the short-term size")
     for cfg, row in lost_rows:
         short = row[cfg.tracker.instance_size]

@@ -51,7 +51,8 @@ MODELS = {
     "upchannel": "siamrpn_alex_upchannel",
 }
 OFFICIAL_MS = {"alex": 100.0, "mobilev2": 115.0, "r50": 650.0}  # issue 3, pysot on 2 vCPU
-DATA = REPO.parent / "shared" / "data"
+# SIAM_BENCH_DATA: the shared data elsewhere (tools/gpu_bench_on_device.sh packs a copy)
+DATA = Path(os.environ.get("SIAM_BENCH_DATA", REPO.parent / "shared" / "data"))
 PARITY_WEIGHTS = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
 BAG_INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md
 

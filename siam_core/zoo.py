@@ -19,6 +19,7 @@ import torch
 
 from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
+from siam_core.deploy import CPU_ONLY_BACKENDS, CUDA_ONLY_BACKENDS
 from siam_core.deploy.cache import cached_export
 from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
@@ -48,6 +49,8 @@ def load_tracker(
     backend: str = "torch",
     threads: int = 0,
     online: Mapping[str, Any] | None = None,
+    precision: str = "fp32",
+    graph_mode: str = "eager",
 ) -> Tracker:
     """Build a tracker; empty ``model`` and ``weights`` mean the embedded default model.
 
@@ -57,7 +60,9 @@ def load_tracker(
     (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them).
     ``online`` (a mapping, possibly empty) adds DROL's online classifier with the config's
     ``online`` settings (or the paper's), single fields replaced by the mapping's values; the
-    ``drol_*`` presets have it without asking.
+    ``drol_*`` presets have it without asking. ``precision`` and ``graph_mode`` are the GPU
+    path's options (``build``). ``onnxruntime`` runs on CUDA when asked for ``cuda`` (or, with
+    ``auto``, when its CUDA execution provider and a GPU are there); ``tensorrt`` on CUDA only.
     """
     if not model and not weights:
         if not DEFAULT_WEIGHTS.is_file():
@@ -72,13 +77,38 @@ def load_tracker(
         raise FileNotFoundError(f"weights file not found: {weights}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    dev = backend_device(backend, device)
+    return build(
+        model or None, weights, dev, long_term, backend, threads, online, precision, graph_mode
+    )
+
+
+def backend_device(backend: str, device: str) -> str:
+    """The device a backend runs on for a requested ``device`` (``auto``, ``cpu``, ``cuda[:N]``).
+
+    torch: ``resolve_device``; openvino: the CPU only; tensorrt: CUDA only (``auto`` ->
+    ``cuda``); onnxruntime: as asked, ``auto`` -> ``cuda`` when PyTorch sees a GPU and ONNX
+    Runtime has its CUDA execution provider. The ONNX runtimes check their providers
+    themselves (PyTorch need not be a CUDA build for them)."""
     if backend == "torch":
-        dev = resolve_device(device)
-    elif device in ("", "auto", "cpu"):
-        dev = "cpu"
-    else:
+        return resolve_device(device)
+    auto = device in ("", "auto")
+    if backend in CPU_ONLY_BACKENDS:
+        if auto or device == "cpu":
+            return "cpu"
         raise ValueError(f"backend '{backend}' runs on the CPU; use device=cpu (got {device!r})")
-    return build(model or None, weights, dev, long_term, backend, threads, online)
+    if backend in CUDA_ONLY_BACKENDS:
+        if device == "cpu":
+            raise ValueError(f"backend '{backend}' runs on CUDA; use device=cuda (got 'cpu')")
+        return "cuda" if auto else device
+    if not auto:
+        return device
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "cpu"
+    gpu = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
+    return "cuda" if gpu else "cpu"
 
 
 def build(
@@ -89,6 +119,9 @@ def build(
     backend: str = "torch",
     threads: int = 0,
     online: Mapping[str, Any] | None = None,
+    precision: str = "fp32",
+    graph_mode: str = "eager",
+    device_crops: bool | None = None,
 ) -> Tracker:
     """The tracker a config names, of any family, with its weights (a pysot, official
     DaSiamRPN, official SiamDW or our file; ``model`` may be None for ours, whose config is
@@ -100,15 +133,28 @@ def build(
     than ``torch`` runs the network as exported ONNX graphs (``load_tracker``). ``online``
     adds DROL's classifier (``load_tracker``); a config with an ``online:`` section (the
     ``drol_*`` presets) builds a ``DROLTracker`` without asking.
+
+    GPU path (RPN family; ``SiamRPNTracker.accelerate``): ``precision`` ``fp32|fp16|bf16``
+    autocast, ``graph_mode`` ``eager|cuda_graph|compile``, ``device_crops`` (None: on for
+    CUDA). With an ONNX backend the tracker runs on the CPU and the runtime on ``device``;
+    there only ``tensorrt`` takes ``precision="fp16"`` (TensorRT's fp16 kernels).
     """
     from siam_core.models.siamdw_compat import is_siamdw_config
 
+    if backend != "torch" and (graph_mode != "eager" or device_crops):
+        raise ValueError(f"graph_mode and device_crops are torch-backend options, not {backend}'s")
+    allowed = ("fp32", "fp16") if backend == "tensorrt" else ("fp32",)
+    if backend != "torch" and precision not in allowed:
+        raise ValueError(f"backend '{backend}' takes precision {' or '.join(allowed)}")
+    gpu = (precision if backend == "torch" else "fp32", graph_mode, device_crops)
+    tracker_device = device if backend == "torch" else "cpu"
     cfg = load_config(model) if model is not None else None
     named = cfg if cfg is not None or weights is None else read_config(weights)
     if named is not None and named.tracker.is_siamfc and (named.online or online is not None):
-        return _build_drol_siamfc(named, weights, device, long_term, backend, online)
+        tracker = _build_drol_siamfc(named, weights, device, long_term, backend, online)
+        return _gpu_options(tracker, *gpu)
     if named is not None and (named.tracker.is_siamfc or is_siamdw_config(named)):
-        return _build_siamdw(named, weights, device, long_term, backend)
+        return _gpu_options(_build_siamdw(named, weights, device, long_term, backend), *gpu)
     if weights is None:
         if cfg is None:
             raise ValueError("name a model config or a weights file")
@@ -121,16 +167,18 @@ def build(
     if backend != "torch":
         if weights is None:
             raise ValueError(f"backend '{backend}' exports a trained network: name the weights")
-        runtime = OnnxNet(cached_export(net, cfg, weights), backend, threads)
+        export = cached_export(net, cfg, weights)
+        runtime = OnnxNet(export, backend, threads, device, fp16=precision == "fp16")
     if cfg.online is not None:  # a DROL preset
         from siam_core.tracker.drol import DROLTracker
 
         tracker: Tracker = DROLTracker(net, cfg, device=device)
     else:
         kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
-        tracker = kind(net, cfg, device=device, runtime=runtime)
+        tracker = kind(net, cfg, device=tracker_device, runtime=runtime)
     if online is not None:
         tracker = online_tracker(tracker, dict(online))  # type: ignore[arg-type]
+    _gpu_options(tracker, *gpu)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))
@@ -161,6 +209,22 @@ def _build_drol_siamfc(
     return DROLSiamFCTracker(net, cfg, settings, device=device)  # type: ignore[arg-type]
 
 
+def _gpu_options(
+    tracker: Tracker, precision: str, graph_mode: str, device_crops: bool | None
+) -> Tracker:
+    """Apply the GPU path's options to ``tracker`` (or the tracker a long-term one wraps);
+    trackers outside the RPN family (SiamFC) refuse any but the defaults."""
+    inner = tracker.tracker if isinstance(tracker, LongTermTracker) else tracker
+    if isinstance(inner, SiamRPNTracker):
+        inner.accelerate(precision, graph_mode, device_crops)
+    elif precision != "fp32" or graph_mode != "eager" or device_crops:
+        raise ValueError(
+            f"precision, graph_mode and device_crops apply to the RPN family; '{inner.name}' "
+            "crops and runs its network its own way"
+        )
+    return tracker
+
+
 def _build_siamdw(
     cfg: Config,
     weights: str | Path | None,
@@ -168,7 +232,8 @@ def _build_siamdw(
     long_term: Mapping[str, Any] | None,
     backend: str,
 ) -> Tracker:
-    """SiamDW's trackers: SiamFC+ (``SiamFCTracker``) and SiamRPN+ (``SiamDWRPNTracker``)."""
+    """SiamDW's trackers: SiamFC+ (``SiamFCTracker``) and SiamRPN+ (``SiamDWRPNTracker``), in
+    long-term mode as the RPN family is (a SiamFC config gets the SiamFC thresholds)."""
     from siam_core.models.siamdw_compat import load_siamdw_model
     from siam_core.tracker.siamdw import SiamDWRPNTracker
     from siam_core.tracker.siamfc import SiamFCTracker
@@ -176,14 +241,11 @@ def _build_siamdw(
     if backend != "torch":
         raise ValueError(f"backend '{backend}': SiamDW models run on the torch backend only")
     net = load_siamdw_model(cfg, weights)
+    tracker: SiamFCTracker | SiamDWRPNTracker
     if cfg.tracker.is_siamfc:
-        if long_term is not None:
-            raise ValueError(
-                f"long-term mode needs an RPN-family model; '{cfg.name}' is a SiamFC model "
-                "(its response map has no anchor scores to drive LOST/RECOVERED; see the README)"
-            )
-        return SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
-    tracker = SiamDWRPNTracker(net, cfg, device=device)
+        tracker = SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
+    else:
+        tracker = SiamDWRPNTracker(net, cfg, device=device)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))

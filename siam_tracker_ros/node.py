@@ -5,15 +5,19 @@ Interfaces (names relative to the node's namespace):
 * subscribes ``<image_topic>`` (sensor_msgs/Image) or ``<image_topic>/compressed``, QoS from
   parameters (sensor-data defaults: best effort, keep last 1), and ``init_detection``
   (vision_msgs/Detection2D) so a detector can hand over a target;
-* services ``init_target`` (siam_tracker_ros/srv/InitTarget) and ``reset`` (std_srvs/Trigger);
-* publishes ``detections`` (vision_msgs/Detection2DArray, header copied from the image; empty
-  while no target is being tracked or it is LOST), ``status`` (siam_tracker_ros/msg/
-  TrackerStatus) for every processed frame, ``debug_image`` when enabled, and
+* services ``init_target`` (siam_tracker_ros/srv/InitTarget: without a target id it replaces
+  every target, with one it adds or replaces that target), ``reset`` (std_srvs/Trigger: forget
+  every target) and ``reset_target`` (siam_tracker_ros/srv/ResetTarget: one target by id, or all);
+* publishes ``detections`` (vision_msgs/Detection2DArray, header copied from the image; one
+  detection per target that is TRACKING or RECOVERED, none for a LOST one), ``status``
+  (siam_tracker_ros/msg/TrackerStatus: the primary target, the oldest one still tracked) and
+  ``status_array`` (siam_tracker_ros/msg/TrackerStatusArray: one status per target) for every
+  processed frame, ``debug_image`` when enabled, and
   ``init_accepted`` (vision_msgs/Detection2D, reliable): every init the node accepted, with
   the header of the image the box was applied to, the box, the target id and the label, so
   a bag records when and what the operator (or detector) chose;
-* control outputs (``target``, ``target_point``; subscribes ``camera_info`` and a depth image):
-  see :mod:`siam_tracker_ros.target`.
+* control outputs (``target``, ``target_point``; subscribes ``camera_info`` and a depth image)
+  for the primary target: see :mod:`siam_tracker_ros.target`.
 
 Tracking runs on the :class:`~siam_tracker_ros.worker.TrackingWorker` thread, never on the
 executor, so services answer while a frame is being tracked and old frames are dropped rather
@@ -70,11 +74,11 @@ from siam_tracker_ros.conversions import (
     message_to_bgr,
     stamp_ns,
 )
-from siam_tracker_ros.msg import TrackerStatus
+from siam_tracker_ros.msg import TrackerStatus, TrackerStatusArray
 from siam_tracker_ros.params import DEFAULTS, MAX_LABEL, PARAMETERS, Param, ParamError, validate
-from siam_tracker_ros.srv import InitTarget
+from siam_tracker_ros.srv import InitTarget, ResetTarget
 from siam_tracker_ros.target import TargetOutput
-from siam_tracker_ros.worker import Outcome, TrackingWorker
+from siam_tracker_ros.worker import Outcome, TargetOutcome, TrackingWorker
 
 NODE_NAME = "tracker_node"
 STATE_COLOURS = {
@@ -97,22 +101,26 @@ def image_qos(reliability: str, depth: int) -> QoSProfile:
 
 
 def draw(image: Any, outcome: Outcome) -> Any:
-    """The frame with the tracked box, the search region and the state written on it."""
+    """The frame with each target's box and search region, its id, state and score written
+    beside it, and the primary target's state in the corner."""
     canvas = image.copy()
-    colour = STATE_COLOURS[outcome.state]
-    result = outcome.result
-    if result is not None:
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for target in outcome.all_targets():
+        result, colour = target.result, STATE_COLOURS[target.state]
         x, y, w, h = (round(v) for v in result.search_region)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (160, 160, 160), 1)
         x, y, w, h = (round(v) for v in result.box)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
+        label = f"{target.target_id} {target.state.name} {result.score:.2f}"
+        cv2.putText(canvas, label, (x, max(12, y - 4)), font, 0.45, colour, 1, cv2.LINE_AA)
+    colour, result = STATE_COLOURS[outcome.state], outcome.result
     text = outcome.state.name + (f" {result.score:.2f}" if result is not None else "")
-    cv2.putText(canvas, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+    cv2.putText(canvas, text, (8, 24), font, 0.7, colour, 2, cv2.LINE_AA)
     return canvas
 
 
 # Parameters whose change rebuilds the tracker (the old one serves until the new one is ready).
-RELOAD = frozenset({"model", "weights", "device", "long_term", "online"})
+RELOAD = frozenset({"model", "weights", "device", "long_term", "online", "precision", "graph_mode"})
 THRESHOLDS = frozenset({"lost_threshold", "recover_threshold"})
 RESUBSCRIBE = frozenset({"image_topic", "compressed", "qos_reliability", "qos_depth"})
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER}
@@ -239,6 +247,7 @@ class TrackerLogic:
         self._load_model()
         self._det_pub = self.create_publisher(Detection2DArray, "detections", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "status", 10)
+        self._status_array_pub = self.create_publisher(TrackerStatusArray, "status_array", 10)
         self._init_pub = self.create_publisher(Detection2D, "init_accepted", 10)
         self._set_debug_publisher(params["publish_debug_image"])
         self._target_out = TargetOutput(self, params)
@@ -248,16 +257,18 @@ class TrackerLogic:
                 InitTarget, "init_target", self._on_init_target, callback_group=group
             ),
             self.create_service(Trigger, "reset", self._on_reset, callback_group=group),
+            self.create_service(
+                ResetTarget, "reset_target", self._on_reset_target, callback_group=group
+            ),
         ]
 
     def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str]:
         """A tracker for ``params``; failures are ``ParamError`` naming the parameter to blame."""
-        from siam_core.zoo import load_tracker, resolve_device  # torch: not needed for --help
+        from siam_core.zoo import backend_device, load_tracker  # torch: not needed for --help
 
         requested = params["device"]
         try:
-            # the ONNX runtimes run on the CPU (params.validate refuses a CUDA device for them)
-            device = resolve_device(requested if params["backend"] == "torch" else "cpu")
+            device = backend_device(params["backend"], requested)
         except (ValueError, RuntimeError) as exc:
             raise ParamError("device", requested, str(exc)) from exc
         long_term = self._long_term_overrides(params) if params["long_term"] else None
@@ -273,11 +284,16 @@ class TrackerLogic:
                 backend=params["backend"],
                 threads=params["torch_threads"],
                 online=online,
+                precision=params["precision"],
+                graph_mode=params["graph_mode"],
             )
         except (ValueError, RuntimeError, OSError) as exc:
             if "threshold" in str(exc) and long_term:
                 why = _user_names(exc)
                 raise ParamError("lost_threshold", params["lost_threshold"], why) from exc
+            for option in ("graph_mode", "precision"):  # e.g. cuda_graph where auto found no GPU
+                if option in str(exc) and params[option] != DEFAULTS[option]:
+                    raise ParamError(option, params[option], str(exc)) from exc
             if isinstance(exc, RuntimeError) and device.startswith("cuda"):
                 blame = "device"  # e.g. CUDA out of memory
             raise ParamError(blame, params[blame], str(exc)) from exc
@@ -303,6 +319,7 @@ class TrackerLogic:
             lambda text: self.get_logger().warning(text, throttle_duration_sec=2.0),
             buffer_size=params["buffer_size"],
             report=self._report,
+            max_targets=params["max_targets"],
         )
         self.get_logger().info(
             f"model {self._tracker.name} loaded on {self._device} "
@@ -361,9 +378,7 @@ class TrackerLogic:
         if changed & RELOAD:
             tracker, device = self._build_tracker(new)
         elif changed & THRESHOLDS and isinstance(self._tracker, _long_term_tracker_class()):
-            config = self._long_term_config(new)
-            with self._worker.locked():
-                self._tracker.config = self._tracker.machine.config = config
+            self._worker.set_long_term(self._long_term_config(new))
         if self._active and changed & RESUBSCRIBE:
             self._params = new
             try:
@@ -377,6 +392,8 @@ class TrackerLogic:
             self.get_logger().info(f"model {tracker.name} loaded on {device}; target dropped")
         if "buffer_size" in changed:
             self._worker.resize_buffer(new["buffer_size"])
+        if "max_targets" in changed:  # targets already tracked are kept
+            self._worker.max_targets = new["max_targets"]
         if "publish_debug_image" in changed:
             self._set_debug_publisher(new["publish_debug_image"])
         self._params = new
@@ -423,7 +440,7 @@ class TrackerLogic:
         for service in getattr(self, "_tracker_services", []):
             self.destroy_service(service)
         self._tracker_services = []
-        for name in ("_det_pub", "_status_pub", "_debug_pub", "_init_pub"):
+        for name in ("_det_pub", "_status_pub", "_status_array_pub", "_debug_pub", "_init_pub"):
             publisher = getattr(self, name, None)
             if publisher is not None:
                 self.destroy_publisher(publisher)
@@ -458,10 +475,15 @@ class TrackerLogic:
             response.success = False
             response.message = f"label longer than {MAX_LABEL} characters"
             return response
+        bad_id = _bad_target_id(request.target_id)
+        if bad_id:
+            response.success, response.message = False, bad_id
+            self.get_logger().warning(f"init_target: {bad_id}")
+            return response
         image = request.image if len(request.image.data) > 0 else None
         label = request.label or self._params["target_label"]
         ok, message, target_id = self._worker.init_target(
-            bbox_to_box(request.box), stamp_ns(request.stamp), image, label
+            bbox_to_box(request.box), stamp_ns(request.stamp), image, label, request.target_id
         )
         if not ok:
             message = f"{message} (box as sent: {describe_bbox(request.box)})"
@@ -478,7 +500,22 @@ class TrackerLogic:
     def _on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self._worker is not None:
             self._worker.reset()
-        response.success, response.message = True, "target forgotten; state IDLE"
+        response.success, response.message = True, "every target forgotten; state IDLE"
+        return response
+
+    @guarded("reset_target")
+    def _on_reset_target(
+        self, request: ResetTarget.Request, response: ResetTarget.Response
+    ) -> ResetTarget.Response:
+        if self._worker is None:
+            response.success, response.message = False, "tracker is not configured"
+            return response
+        response.success, response.message = self._worker.reset(request.target_id)
+        response.target_ids = self._worker.target_ids
+        if response.success:
+            self.get_logger().info(f"reset_target: {response.message}")
+        else:
+            self.get_logger().warning(f"reset_target: {response.message}")
         return response
 
     @guarded("init_detection")
@@ -511,26 +548,39 @@ class TrackerLogic:
         self._init_pub.publish(announced)
 
     def _publish_outcome(self, outcome: Outcome) -> None:
-        """Runs on the worker thread: detections, status and the optional debug image."""
+        """Runs on the worker thread: detections, status, status_array, the optional debug
+        image and the control outputs."""
         header = outcome.frame.msg.header
-        result = outcome.result
+        targets = outcome.all_targets()
         detections = Detection2DArray(header=header)
-        if result is not None and outcome.state in (TrackState.TRACKING, TrackState.RECOVERED):
-            detection = Detection2D(header=header, id=outcome.target_id)
-            detection.bbox = box_to_bbox(result.box)
-            hypothesis = ObjectHypothesisWithPose()
-            hypothesis.hypothesis.class_id = outcome.label
-            hypothesis.hypothesis.score = float(result.score)
-            detection.results.append(hypothesis)
-            detections.detections.append(detection)
+        for target in targets:
+            if target.state in (TrackState.TRACKING, TrackState.RECOVERED):
+                detection = Detection2D(header=header, id=target.target_id)
+                detection.bbox = box_to_bbox(target.result.box)
+                hypothesis = ObjectHypothesisWithPose()
+                hypothesis.hypothesis.class_id = target.label
+                hypothesis.hypothesis.score = float(target.result.score)
+                detection.results.append(hypothesis)
+                detections.detections.append(detection)
         self._det_pub.publish(detections)
 
+        primary = targets[0] if targets else None
+        self._status_pub.publish(self._status(outcome, primary))
+        statuses = [self._status(outcome, target) for target in targets]
+        self._status_array_pub.publish(TrackerStatusArray(header=header, targets=statuses))
+        debug_pub = self._debug_pub
+        if debug_pub is not None and outcome.image is not None:
+            debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
+        self._target_out.publish(outcome)
+
+    def _status(self, outcome: Outcome, target: TargetOutcome | None) -> TrackerStatus:
+        """The TrackerStatus of one target on this frame (IDLE without a target)."""
         counters = outcome.counters
         status = TrackerStatus(
-            header=header,
-            state=int(outcome.state),
-            target_id=outcome.target_id,
-            score=float(result.score) if result is not None else 0.0,
+            header=outcome.frame.msg.header,
+            state=int(target.state) if target else int(TrackState.IDLE),
+            target_id=target.target_id if target else "",
+            score=float(target.result.score) if target else 0.0,
             latency_ms=float(outcome.latency_ms),
             frames_received=counters.received,
             frames_processed=counters.processed,
@@ -540,13 +590,9 @@ class TrackerLogic:
             device=self._device,
             model=self._tracker.name,
         )
-        if result is not None:
-            status.search_region = box_to_bbox(result.search_region)
-        self._status_pub.publish(status)
-        debug_pub = self._debug_pub
-        if debug_pub is not None and outcome.image is not None:
-            debug_pub.publish(bgr_to_image(draw(outcome.image, outcome), header))
-        self._target_out.publish(outcome)
+        if target is not None:
+            status.search_region = box_to_bbox(target.result.search_region)
+        return status
 
 
 class TrackerNode(TrackerLogic, Node):
@@ -602,6 +648,15 @@ def _long_term_tracker_class() -> type:
     from siam_core.tracker.longterm import LongTermTracker  # torch: not needed for --help
 
     return LongTermTracker
+
+
+def _bad_target_id(target_id: str) -> str:
+    """Why ``target_id`` cannot name a target (empty: it can; an empty id is allowed)."""
+    if len(target_id) > MAX_LABEL:
+        return f"target_id longer than {MAX_LABEL} characters"
+    if not target_id.isprintable() or target_id != target_id.strip():
+        return f"target_id {target_id!r} has control characters or surrounding spaces"
+    return ""
 
 
 def _user_names(exc: Exception) -> str:

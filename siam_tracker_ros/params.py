@@ -15,7 +15,13 @@ from typing import Any
 
 import yaml
 
-from siam_core.deploy import BACKENDS
+from siam_core.deploy import (
+    BACKENDS,
+    CPU_ONLY_BACKENDS,
+    CUDA_ONLY_BACKENDS,
+    GRAPH_MODES,
+    PRECISIONS,
+)
 
 ParamValue = bool | int | float | str
 
@@ -51,22 +57,35 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "backend",
         "torch",
-        "network runtime: torch, onnxruntime or openvino (CPU)",
+        "network runtime: torch, onnxruntime (CPU or CUDA), openvino (CPU), tensorrt (CUDA)",
         None,
         None,
         True,
     ),
+    Param("precision", "fp32", "torch: fp32, or fp16/bf16 autocast (GPU path); tensorrt: fp16"),
+    Param("graph_mode", "eager", "torch: eager, cuda_graph (CUDA) or compile (torch.compile)"),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
     Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
     Param("qos_reliability", "best_effort", "image subscription reliability: best_effort|reliable"),
     Param("qos_depth", 1, "image subscription queue depth (keep last)", 1, 100),
     Param("buffer_size", 30, "recent frames kept so /init_target can name an older stamp", 1, 300),
     Param("target_label", "target", "class label of detections when init gives none"),
+    Param("max_targets", 10, "most targets tracked at once (init_target with a target_id)", 1, 100),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
     Param(
-        "lost_threshold", -1.0, "long-term: LOST below this score; -1: model/paper default", -1, 1
+        "lost_threshold",
+        -1.0,
+        "long-term: LOST below this score; -1: the model config's, else 0.8 (SiamFC: 0.3)",
+        -1,
+        1,
     ),
-    Param("recover_threshold", -1.0, "long-term: RECOVERED above this score; -1: default", -1, 1),
+    Param(
+        "recover_threshold",
+        -1.0,
+        "long-term: RECOVERED above this score; -1: the model's, else 0.95 (SiamFC: 0.45)",
+        -1,
+        1,
+    ),
     Param("online", False, "DROL online classifier; its updates run off the frame path"),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param(
@@ -208,6 +227,23 @@ def _ranged(p: Param, value: Any) -> None:
         raise ParamError(p.name, value, f"must lie in [{p.minimum:g}, {p.maximum:g}]")
 
 
+def _check_gpu_options(merged: dict[str, Any]) -> None:
+    """The GPU path's options: known values, and only where the backend and device take them
+    (whether ``auto`` finds CUDA is checked when the tracker is built)."""
+    backend, precision, mode = merged["backend"], merged["precision"], merged["graph_mode"]
+    if precision not in PRECISIONS:
+        raise ParamError("precision", precision, f"must be one of {PRECISIONS}")
+    if mode not in GRAPH_MODES:
+        raise ParamError("graph_mode", mode, f"must be one of {GRAPH_MODES}")
+    if backend != "torch" and mode != "eager":
+        raise ParamError("graph_mode", mode, f"an option of the torch backend, not of {backend}")
+    allowed = ("fp32", "fp16") if backend == "tensorrt" else ("fp32",)
+    if backend != "torch" and precision not in allowed:
+        raise ParamError("precision", precision, f"backend {backend} takes {allowed}")
+    if mode == "cuda_graph" and merged["device"] == "cpu":
+        raise ParamError("graph_mode", mode, "CUDA graphs need device auto (with a GPU) or cuda")
+
+
 def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
     """Check names, types and ranges; returns the full set with defaults filled in."""
     unknown = set(values) - set(DEFAULTS)
@@ -222,8 +258,12 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
         _ranged(p, merged[p.name])
     if merged["backend"] not in BACKENDS:
         raise ParamError("backend", merged["backend"], f"must be one of {BACKENDS}")
-    if merged["backend"] != "torch" and merged["device"] not in ("", "auto", "cpu"):
-        raise ParamError("device", merged["device"], "backend runs on the CPU; use auto or cpu")
+    backend, device = merged["backend"], merged["device"]
+    if backend in CPU_ONLY_BACKENDS and device not in ("", "auto", "cpu"):
+        raise ParamError("device", device, f"backend {backend} runs on the CPU; use auto or cpu")
+    if backend in CUDA_ONLY_BACKENDS and device == "cpu":
+        raise ParamError("device", device, f"backend {backend} runs on CUDA; use auto or cuda")
+    _check_gpu_options(merged)
     if merged["qos_reliability"] not in QOS_RELIABILITY:
         raise ParamError(
             "qos_reliability", merged["qos_reliability"], f"must be one of {QOS_RELIABILITY}"

@@ -5,16 +5,21 @@ drops the raw message into a one-slot mailbox (O(1), no conversion); a worker th
 newest frame, converts and tracks it, and hands the outcome to a publish callback. A frame that
 is replaced before the worker took it is counted as dropped. Recent raw frames are kept by stamp,
 so an init box drawn on an older image is applied to that image.
+
+Targets: an init without an id replaces every target by one new target (the single-target
+behaviour); an init with an id adds that target, or replaces the one of that id. A plain
+SiamRPN-family tracker (long-term or not) tracks all of them in one batched network pass
+(:class:`~siam_core.tracker.multi.MultiTracker`); other families (SiamFC/SiamDW, DaSiamRPN's
+official conventions, distractor-aware, DROL online) keep one target at a time.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -43,10 +48,26 @@ class Counters:
 
 
 @dataclass(frozen=True)
+class TargetOutcome:
+    """One target's result on one frame."""
+
+    target_id: str
+    label: str
+    result: TrackResult
+
+    @property
+    def state(self) -> TrackState:
+        return self.result.state
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What the worker made of one frame; ``result`` is None while no target is set.
 
-    ``image`` is the converted BGR frame (shared, not copied) for whoever draws on it.
+    ``result``, ``state``, ``target_id`` and ``label`` describe the primary target (the first
+    of ``targets``, the oldest one still tracked), what the single-target outputs report;
+    ``targets`` holds every target in the order they were added. ``image`` is the converted
+    BGR frame (shared, not copied) for whoever draws on it.
     """
 
     frame: Frame
@@ -57,6 +78,66 @@ class Outcome:
     label: str
     latency_ms: float
     counters: Counters
+    targets: tuple[TargetOutcome, ...] = ()
+
+    def all_targets(self) -> tuple[TargetOutcome, ...]:
+        """Every target's result; an outcome built with the primary fields only gives those."""
+        if self.targets or self.result is None:
+            return self.targets
+        return (TargetOutcome(self.target_id, self.label, self.result),)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the worker keeps beside the tracker for one target."""
+
+    label: str
+    shape: tuple[int, ...]  # of the image it was initialised on
+
+
+class SoloTargets:
+    """One tracker that cannot batch, behind the interface of ``MultiTracker`` (one target)."""
+
+    capacity = 1
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self._id: str | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return [self._id] if self._id is not None and self.tracker.initialized else []
+
+    def add(self, target_id: str, image: np.ndarray, box: Sequence[float]) -> None:
+        self.tracker.init(image, box)  # a failed init keeps the current target
+        self._id = target_id
+
+    def remove(self, target_id: str) -> bool:
+        if target_id not in self.ids:
+            return False
+        self.clear()
+        return True
+
+    def clear(self) -> None:
+        self.tracker.reset()
+        self._id = None
+
+    def track(self, image: np.ndarray) -> dict[str, TrackResult]:
+        return {self._id: self.tracker.track(image)} if self.ids else {}
+
+
+def target_set(tracker: Tracker) -> Any:
+    """The targets' container for ``tracker``: a ``MultiTracker`` sharing its network when it
+    is a plain SiamRPN-family tracker (long-term or not), else ``SoloTargets``."""
+    from siam_core.tracker.longterm import LongTermTracker  # torch: not needed for --help
+    from siam_core.tracker.multi import MultiTracker
+    from siam_core.tracker.siamrpn import SiamRPNTracker
+
+    inner = tracker.tracker if isinstance(tracker, LongTermTracker) else tracker
+    if type(inner) is not SiamRPNTracker:  # subclasses keep state or rules of their own
+        return SoloTargets(tracker)
+    long_term = asdict(tracker.config) if isinstance(tracker, LongTermTracker) else None
+    return MultiTracker.from_tracker(inner, long_term)
 
 
 class TrackingWorker:
@@ -79,10 +160,14 @@ class TrackingWorker:
         warn: Callable[[str], None],
         buffer_size: int = 30,
         report: Callable[[str, BaseException], None] | None = None,
+        max_targets: int = 10,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
         self.tracker = tracker
+        self._set = target_set(tracker)
+        self._meta: dict[str, _Target] = {}
+        self.max_targets = max_targets
         self._convert = convert
         self._publish = publish
         self._warn = warn
@@ -93,11 +178,8 @@ class TrackingWorker:
         self._tracker_lock = threading.Lock()  # init/reset vs. track
         self._thread: threading.Thread | None = None
         self._running = False
-        self._ids = itertools.count(1)
-        self.target_id = ""
-        self.label = ""
+        self._next_number = 1  # of the next generated target id
         self.init_frame: Frame | None = None
-        self._target_shape: tuple[int, ...] = ()
         self._received = self._processed = self._dropped = self._rejected = 0
 
     # -- executor side ---------------------------------------------------------------------
@@ -128,17 +210,49 @@ class TrackingWorker:
         return self._tracker_lock
 
     def replace_tracker(self, tracker: Tracker) -> None:
-        """Serve with ``tracker`` from the next frame; the current target is dropped."""
+        """Serve with ``tracker`` from the next frame; every target is dropped."""
         with self._tracker_lock:
+            self._set.clear()
             self.tracker.reset()
             self.tracker = tracker
-            self.target_id = self.label = ""
+            self._set = target_set(tracker)
+            self._meta.clear()
+
+    def set_long_term(self, config: Any) -> None:
+        """New long-term settings (a ``LongTermConfig``) for every target, live."""
+        with self._tracker_lock:
+            self.tracker.config = self.tracker.machine.config = config
+            if hasattr(self._set, "configure_long_term"):
+                self._set.configure_long_term(config)
+
+    @property
+    def target_ids(self) -> list[str]:
+        """The targets being tracked, oldest first."""
+        with self._tracker_lock:
+            return list(self._meta)
+
+    @property
+    def target_id(self) -> str:
+        """The primary target's id (the oldest still tracked); empty without targets."""
+        return next(iter(self.target_ids), "")
+
+    @property
+    def capacity(self) -> int:
+        """How many targets may be tracked at once with this tracker and ``max_targets``."""
+        return min(self.max_targets, getattr(self._set, "capacity", self.max_targets))
 
     def init_target(
-        self, box: Sequence[float], stamp_ns: int = 0, image: Any = None, label: str = ""
+        self,
+        box: Sequence[float],
+        stamp_ns: int = 0,
+        image: Any = None,
+        label: str = "",
+        target_id: str = "",
     ) -> tuple[bool, str, str]:
-        """Start tracking ``box`` on ``image``, else on the buffered frame stamped ``stamp_ns``
-        (0: the newest). Returns (success, message, target id); never raises for bad input."""
+        """Track ``box`` on ``image``, else on the buffered frame stamped ``stamp_ns`` (0: the
+        newest). Without ``target_id`` the new target replaces every target; with one it is
+        added, or replaces the target of that id. Returns (success, message, target id);
+        never raises for bad input, and a refused request leaves every target as it was."""
         frame: Frame | str | None = None
         if image is not None:
             source, where = image, "the image sent with the request"
@@ -150,23 +264,61 @@ class TrackingWorker:
         try:
             bgr = self._convert(source)
             with self._tracker_lock:
-                self.tracker.init(bgr, box)  # on failure the current target is kept
-                self.target_id = f"{label or 'target'}-{next(self._ids)}"
-                self.label = label
+                replacing = target_id in self._meta
+                new_id = self._start(target_id, bgr, box, label)
                 self.init_frame = frame  # which buffered frame it was (None: the request's)
-                self._target_shape = bgr.shape
         except (ValueError, RuntimeError) as exc:
             return False, f"init failed: {exc}", ""
         except Exception as exc:  # a bug, not bad input: reported, the request refused
             self._report("init_target", exc)
             return False, f"init failed: internal error ({type(exc).__name__}: {exc})", ""
-        return True, f"tracking {self.target_id} from {where}", self.target_id
+        done = "replaced" if replacing else "tracking"
+        return True, f"{done} {new_id} from {where}", new_id
 
-    def reset(self) -> None:
+    def _start(self, target_id: str, bgr: np.ndarray, box: Sequence[float], label: str) -> str:
+        """Add or replace one target, return its id (the tracker lock held); raises
+        ValueError to refuse."""
+        replacing = target_id in self._meta
+        if target_id and not replacing and len(self._meta) >= self.capacity:
+            if self.capacity < self.max_targets:
+                raise ValueError(
+                    f"{self.tracker.name} tracks one target at a time (several targets need "
+                    "a SiamRPN-family model without online or distractor-aware tracking); "
+                    f"reset {next(iter(self._meta))!r} first, or init without a target_id to "
+                    "replace it"
+                )
+            raise ValueError(
+                f"already tracking {len(self._meta)} targets (max_targets={self.max_targets}): "
+                f"{', '.join(self._meta)}; reset one first"
+            )
+        number = self._next_number  # a generated id is only used up by a successful init
+        new_id = target_id
+        while not new_id or (not target_id and new_id in self._meta):
+            new_id, number = f"{label or 'target'}-{number}", number + 1
+        self._set.add(new_id, bgr, box)  # a bad box raises here: nothing has changed
+        self._next_number = number
+        if not target_id:  # the single-target call: the new target replaces all the others
+            for other in [tid for tid in self._meta if tid != new_id]:
+                self._set.remove(other)
+                del self._meta[other]
+        self._meta[new_id] = _Target(label, bgr.shape)
+        return new_id
+
+    def reset(self, target_id: str = "") -> tuple[bool, str]:
+        """Forget ``target_id``, or every target when it is empty: (success, message)."""
         with self._tracker_lock:
-            self.tracker.reset()
-            self.target_id = ""
-            self.label = ""
+            if not target_id:
+                self._set.clear()
+                self.tracker.reset()
+                count, _ = len(self._meta), self._meta.clear()
+                return True, f"{count} target(s) forgotten; state IDLE"
+            if target_id not in self._meta:
+                known = ", ".join(self._meta) or "none"
+                return False, f"no target {target_id!r} (tracking: {known})"
+            self._set.remove(target_id)
+            del self._meta[target_id]
+            left = ", ".join(self._meta) or "none"
+            return True, f"target {target_id} forgotten (tracking: {left})"
 
     def _find(self, stamp_ns: int) -> Frame | str:
         with self._wake:
@@ -225,28 +377,38 @@ class TrackingWorker:
             self._warn(f"dropping a bad image: {exc}")
             return None
         with self._tracker_lock:
-            result: TrackResult | None = None
-            state = TrackState.IDLE
-            if self.tracker.initialized and bgr.shape != self._target_shape:
-                old = "x".join(map(str, self._target_shape[1::-1]))
-                self._warn(
-                    f"image size changed from {old} to {bgr.shape[1]}x{bgr.shape[0]}: target "
-                    f"{self.target_id} dropped; call init_target again"
-                )
-                self.tracker.reset()
-                self.target_id = self.label = ""
-            if self.tracker.initialized:
-                try:
-                    result = self.tracker.track(bgr)
-                    state = result.state
-                except (ValueError, RuntimeError) as exc:
-                    self._warn(f"tracking failed on this frame: {exc}")
-                    return None
-            target_id, label = self.target_id, self.label
+            for tid, meta in list(self._meta.items()):
+                if bgr.shape != meta.shape:
+                    old = "x".join(map(str, meta.shape[1::-1]))
+                    self._warn(
+                        f"image size changed from {old} to {bgr.shape[1]}x{bgr.shape[0]}: "
+                        f"target {tid} dropped; call init_target again"
+                    )
+                    self._set.remove(tid)
+                    del self._meta[tid]
+            try:
+                results = self._set.track(bgr) if self._meta else {}
+            except (ValueError, RuntimeError) as exc:
+                self._warn(f"tracking failed on this frame: {exc}")
+                return None
+            targets = tuple(
+                TargetOutcome(tid, meta.label, results[tid]) for tid, meta in self._meta.items()
+            )
         with self._wake:
             self._processed += 1
         latency_ms = (time.monotonic() - frame.received) * 1e3
         counters = self.counters()
-        outcome = Outcome(frame, bgr, result, state, target_id, label, latency_ms, counters)
+        first = targets[0] if targets else None
+        outcome = Outcome(
+            frame,
+            bgr,
+            first.result if first else None,
+            first.state if first else TrackState.IDLE,
+            first.target_id if first else "",
+            first.label if first else "",
+            latency_ms,
+            counters,
+            targets,
+        )
         self._publish(outcome)
         return outcome

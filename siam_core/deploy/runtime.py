@@ -3,8 +3,11 @@
 ``OnnxNet`` answers ``template(z)``, ``features(x)`` and ``rpn_head.track(kernels, feats)`` with
 torch tensors in and out, exactly the three calls ``SiamRPNTracker`` makes on its network. So
 the tracker's crop, decoding, penalty, window and smoothing stay one piece of code whatever runs
-the network; only the network call differs. Runtimes: ONNX Runtime (CPU execution provider) and
-OpenVINO (CPU plugin, float32 inference precision so boxes match PyTorch's).
+the network; only the network call differs. Runtimes: ONNX Runtime (CPU execution provider; with
+``device="cuda"`` its CUDA execution provider), ONNX Runtime's TensorRT execution provider
+(``tensorrt``: CUDA only, engines cached beside the graphs; needs onnxruntime-gpu and TensorRT)
+and OpenVINO (CPU plugin, float32 inference precision so boxes match PyTorch's). Inputs and
+outputs pass through host memory (NumPy) whatever the provider.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from siam_core.deploy import BACKENDS
+from siam_core.deploy import BACKENDS, CPU_ONLY_BACKENDS
 from siam_core.deploy.export import head_file, read_manifest
 
 __all__ = ["BACKENDS", "OnnxNet"]
@@ -28,12 +31,53 @@ def _missing(package: str, backend: str) -> RuntimeError:
     )
 
 
+def ort_providers(provider: str, device: str, path: Path, fp16: bool = False) -> list:
+    """ONNX Runtime execution providers, in order of preference, for a backend and device:
+    CPU; CUDA (``onnxruntime`` on ``cuda[:N]``); TensorRT then CUDA (``tensorrt``, engines
+    cached in ``<export>/trt_cache``, fp16 kernels allowed with ``fp16``). The CPU provider
+    comes last so an operator a GPU provider lacks still runs."""
+    dev = torch.device(device)
+    if provider == "onnxruntime" and dev.type == "cpu":
+        return ["CPUExecutionProvider"]
+    if dev.type != "cuda":
+        raise ValueError(f"backend '{provider}' runs on CUDA, got device {device!r}")
+    index = dev.index or 0
+    cuda = ("CUDAExecutionProvider", {"device_id": index})
+    if provider == "onnxruntime":
+        return [cuda, "CPUExecutionProvider"]
+    cache = path.parent / "trt_cache"
+    trt = {
+        "device_id": index,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_fp16_enable": fp16,
+    }
+    return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
+
+
 class _OrtGraph:
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int,
+        provider: str = "onnxruntime",
+        device: str = "cpu",
+        fp16: bool = False,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise _missing("onnxruntime", "onnxruntime") from exc
+            raise _missing("onnxruntime", provider) from exc
+        providers = ort_providers(provider, device, path, fp16)
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if wanted not in ort.get_available_providers():
+            raise RuntimeError(
+                f"backend '{provider}' on {device} needs ONNX Runtime's {wanted}, which this "
+                f"onnxruntime lacks (it has {ort.get_available_providers()}); install "
+                "onnxruntime-gpu (and TensorRT for the tensorrt backend)"
+            )
+        if wanted == "TensorrtExecutionProvider":
+            (path.parent / "trt_cache").mkdir(exist_ok=True)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads > 0:
@@ -41,9 +85,12 @@ class _OrtGraph:
             opts.inter_op_num_threads = 1
         # no spinning between calls: the tracker shares its cores with the camera and the node
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        if wanted not in self.session.get_providers():  # listed, but its libraries failed
+            raise RuntimeError(
+                f"backend '{provider}': ONNX Runtime could not start its {wanted} (libraries "
+                f"missing? the session fell back to {self.session.get_providers()})"
+            )
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -88,11 +135,23 @@ class _OnnxHead:
 
 
 class OnnxNet:
-    """The exported graphs of one model, run by ``provider`` (``onnxruntime`` or ``openvino``)."""
+    """The exported graphs of one model, run by ``provider`` (``onnxruntime``, ``openvino`` or
+    ``tensorrt``) on ``device`` (``cpu``; ``cuda[:N]`` for onnxruntime and tensorrt, whose
+    ``fp16`` lets TensorRT pick half-precision kernels)."""
 
-    def __init__(self, export_dir: str | Path, provider: str = "onnxruntime", threads: int = 0):
-        if provider not in ("onnxruntime", "openvino"):
-            raise ValueError(f"provider must be 'onnxruntime' or 'openvino', got {provider!r}")
+    def __init__(
+        self,
+        export_dir: str | Path,
+        provider: str = "onnxruntime",
+        threads: int = 0,
+        device: str = "cpu",
+        fp16: bool = False,
+    ):
+        if provider not in BACKENDS[1:]:
+            raise ValueError(f"provider must be one of {BACKENDS[1:]}, got {provider!r}")
+        if provider in CPU_ONLY_BACKENDS and device != "cpu":
+            raise ValueError(f"backend '{provider}' runs on the CPU, got device {device!r}")
+        self.device, self.fp16 = device, fp16
         self.dir = Path(export_dir)
         self.manifest = read_manifest(self.dir)
         self.provider = provider
@@ -109,8 +168,9 @@ class OnnxNet:
         path = self.dir / name
         if not path.is_file():
             raise FileNotFoundError(f"{self.dir}: graph {name} missing; re-run siam-export")
-        graph = _OrtGraph if self.provider == "onnxruntime" else _OvGraph
-        return graph(path, self.threads)
+        if self.provider == "openvino":
+            return _OvGraph(path, self.threads)
+        return _OrtGraph(path, self.threads, self.provider, self.device, self.fp16)
 
     @staticmethod
     def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:
@@ -127,14 +187,14 @@ class OnnxNet:
         return self._tensors(self._features(self._arrays([x])))
 
     def run_head(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head for a batch of targets; a batch size without a graph of its own (any
+        number of targets in the node) runs the batch-1 graph once per target."""
         batch = int(tensors[0].shape[0])
+        if batch > 1 and batch not in self.manifest.get("head_batches", [1]):
+            rows = [self.run_head([t[i : i + 1] for t in tensors]) for i in range(batch)]
+            return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
         graph = self._heads.get(batch)
         if graph is None:
-            if batch not in self.manifest.get("head_batches", [1]):
-                raise RuntimeError(
-                    f"{self.dir}: no head graph for {batch} targets (exported: "
-                    f"{self.manifest.get('head_batches')}); re-export with --batch {batch}"
-                )
             graph = self._heads[batch] = self._open(head_file(batch))
         cls, loc = self._tensors(graph(self._arrays(tensors)))
         return cls, loc

@@ -90,11 +90,13 @@ def _tracker_from_string(spec: str) -> Tracker:
             module = importlib.import_module("siam_core.zoo")
         except ImportError as exc:
             raise ValueError(f"tracker spec {spec!r}: Siamese trackers unavailable: {exc}") from exc
-        # ours embed the config; @<backend> runs the exported graphs
+        # ours embed the config; @<backend> runs the exported graphs (tensorrt: on CUDA)
+        backend = backend or "torch"
         return module.build(
             config or None,
             weights or None,
-            backend=backend or "torch",
+            device="cpu" if backend == "torch" else module.backend_device(backend, "auto"),
+            backend=backend,
             online={} if head == "drol" else None,
         )
     if rest:

@@ -33,9 +33,14 @@ OFFICIAL_TO_OURS = {
     "connect_model.adjust.": "rpn_head.loc_adjust.",
 }
 
-# official architecture (models.py class) -> our preset names, VOT and OTB settings
+# official architecture (models.py class) -> our preset names, VOT and OTB settings (and
+# SiamFCRes22 in long-term mode)
 PRESETS = {
-    "SiamFCRes22": ("siamfcplus_ciresnet22_vot", "siamfcplus_ciresnet22_otb"),
+    "SiamFCRes22": (
+        "siamfcplus_ciresnet22_vot",
+        "siamfcplus_ciresnet22_otb",
+        "siamfcplus_ciresnet22_lt",
+    ),
     "SiamFCIncep22": ("siamfcplus_ciresinception22_vot", "siamfcplus_ciresinception22_otb"),
     "SiamFCNext22": ("siamfcplus_ciresnext22_vot", "siamfcplus_ciresnext22_otb"),
     "SiamRPNRes22": ("siamrpnplus_ciresnet22_vot", "siamrpnplus_ciresnet22_otb"),
@@ -118,4 +123,4 @@ def load_siamdw_model(
 
 
 def _all_presets() -> list[str]:
-    return [name for pair in PRESETS.values() for name in pair]
+    return [name for names in PRESETS.values() for name in names]

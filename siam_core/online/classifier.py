@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from siam_core.config import OnlineConfig
 from siam_core.online.augment import Augmentation, build_augmentations
-from siam_core.online.optim import L2Problem, gauss_newton, gauss_newton_step
+from siam_core.online.optim import Cancelled, L2Problem, gauss_newton, gauss_newton_step
 
 NOT_FOUND = "not_found"
 UNCERTAIN = "uncertain"
@@ -182,6 +182,7 @@ class OnlineClassifier:
         self._executor: ThreadPoolExecutor | None = None
         self._job: Future | None = None
         self._ready = threading.Event()
+        self._cancel = threading.Event()  # set by close(): the running solve stops early
         self._pending: list[tuple[torch.Tensor | None, torch.Tensor | None, float, int]] = []
         self.frame_num = 0
 
@@ -227,7 +228,7 @@ class OnlineClassifier:
             self._initialize(crop, box)
             return
         self._executor = _background_executor()
-        self._job = self._executor.submit(self._initialize, crop, box)
+        self._job = self._executor.submit(self._cancellable, self._initialize, crop, box)
 
     @property
     def ready(self) -> bool:
@@ -344,7 +345,7 @@ class OnlineClassifier:
         else:
             variable = [self.filter, self.projection]
             diag = [cfg.filter_reg, cfg.projection_reg]
-        problem = L2Problem(residuals, diag)
+        problem = L2Problem(residuals, diag, self._cancel.is_set)
         if cfg.init_gn_iter:
             gauss_newton(problem, variable, cfg.init_cg_iter // cfg.init_gn_iter, cfg.init_gn_iter)
 
@@ -469,7 +470,9 @@ class OnlineClassifier:
             return [r, reg * v[0]]
 
         filt = self.filter.clone()
-        gauss_newton_step(L2Problem(residuals), [filt], iters, cfg.fletcher_reeves)
+        gauss_newton_step(
+            L2Problem(residuals, stop=self._cancel.is_set), [filt], iters, cfg.fletcher_reeves
+        )
         with self._lock:
             self.filter = filt
 
@@ -488,7 +491,7 @@ class OnlineClassifier:
                 return bool(iters)
             if self._executor is None:
                 self._executor = _background_executor()
-            self._job = self._executor.submit(self._worker)
+            self._job = self._executor.submit(self._cancellable, self._worker)
         return True
 
     def _worker(self) -> None:
@@ -510,10 +513,22 @@ class OnlineClassifier:
         if job is not None:
             job.result()
 
+    @staticmethod
+    def _cancellable(fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn`` on the worker; a solve stopped by :meth:`close` just ends the job."""
+        with contextlib.suppress(Cancelled):
+            fn(*args)
+
     def close(self) -> None:
-        """Finish pending work and stop the worker thread."""
+        """Stop the worker thread: a running training is cancelled at its next CG iteration
+        (a first-frame training can take seconds on a busy CPU, and neither shutdown nor a new
+        target should wait for it); queued samples are dropped."""
         if self._executor is not None:
+            self._cancel.set()
             self.wait()
             self._executor.shutdown(wait=True)
             self._executor = None
             self._job = None
+            self._cancel.clear()
+        with self._lock:
+            self._pending = []

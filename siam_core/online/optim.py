@@ -23,6 +23,11 @@ import torch.nn.functional as F
 Tensors = list[torch.Tensor]
 
 
+class Cancelled(Exception):
+    """Raised inside a solve whose ``L2Problem.stop`` turned true (the owner is shutting down
+    or re-initialising): the variables keep the last completed Gauss-Newton step's values."""
+
+
 def block_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Σ a·b over all elements, as DROL computes it (``conv2d`` of the two 4-d blocks)."""
     if a.dim() == 4 and a.shape[0] == 1:
@@ -40,15 +45,19 @@ def joint_dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Ten
 
 class L2Problem:
     """A residual function plus its CG preconditioner (``precondition`` divides each block
-    by its regulariser for the joint problem, DROL ``FactorizedConvProblem.M1``)."""
+    by its regulariser for the joint problem, DROL ``FactorizedConvProblem.M1``). ``stop``,
+    asked before every CG iteration, ends a long solve early with :class:`Cancelled`, so a
+    worker thread never holds up shutdown or a new target for a whole first-frame training."""
 
     def __init__(
         self,
         residuals: Callable[[Tensors], Tensors],
         precondition: Sequence[float] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.residuals = residuals
         self.diag = None if precondition is None else list(precondition)
+        self.stop = stop
 
     def apply_preconditioner(self, x: Tensors) -> Tensors:
         if self.diag is None:
@@ -70,6 +79,8 @@ def _cg(
     r_prev: Tensors | None = None
     r = [t.clone() for t in b]
     for ii in range(num_iter):
+        if problem.stop is not None and problem.stop():
+            raise Cancelled
         z = problem.apply_preconditioner(r)
         rho1 = rho
         rho = joint_dot(r, z)
@@ -107,23 +118,25 @@ def gauss_newton_step(
     are updated in place (DROL ``GaussNewtonCG.run_GN_iter`` / ``ConjugateGradient.run``)."""
     if num_cg_iter <= 0:
         return
-    with torch.enable_grad():
-        for v in variable:
-            v.requires_grad_(True)
-        f0 = problem.residuals(variable)
-        g = [t.detach().requires_grad_(True) for t in f0]
-        dfdxt_g = torch.autograd.grad(f0, variable, g, create_graph=True)
-        b = [-t.detach() for t in dfdxt_g]
+    try:
+        with torch.enable_grad():
+            for v in variable:
+                v.requires_grad_(True)
+            f0 = problem.residuals(variable)
+            g = [t.detach().requires_grad_(True) for t in f0]
+            dfdxt_g = torch.autograd.grad(f0, variable, g, create_graph=True)
+            b = [-t.detach() for t in dfdxt_g]
 
-        def apply_a(p: Tensors) -> Tensors:
-            jp = torch.autograd.grad(dfdxt_g, g, grad_outputs=p, retain_graph=True)
-            return list(torch.autograd.grad(f0, variable, jp, retain_graph=True))
+            def apply_a(p: Tensors) -> Tensors:
+                jp = torch.autograd.grad(dfdxt_g, g, grad_outputs=p, retain_graph=True)
+                return list(torch.autograd.grad(f0, variable, jp, retain_graph=True))
 
-        delta = _cg(apply_a, b, problem, num_cg_iter, fletcher_reeves)
-    with torch.no_grad():
+            delta = _cg(apply_a, b, problem, num_cg_iter, fletcher_reeves)
+    finally:
         for v in variable:
             v.detach_()
             v.requires_grad_(False)
+    with torch.no_grad():
         if delta is not None:
             for v, d in zip(variable, delta, strict=True):
                 v += d

@@ -32,18 +32,14 @@ from siam_core.models.model import SiameseFC, SiameseRPN
 from siam_core.online.classifier import HARD_NEGATIVE, OnlineClassifier
 from siam_core.online.fusion import OnlineModule, normalise_sum, resize_linear
 from siam_core.tracker.base import Box, TrackResult, TrackState
-from siam_core.tracker.siamfc import SiamFCResponse, SiamFCTracker
+from siam_core.tracker.siamfc import SiamFCResponse, SiamFCTracker, relative_prominence
 from siam_core.tracker.siamrpn import (
     SearchResult,
     SiamRPNTracker,
     build_tracker,
     clip_box,
-    cosine_window,
     crop_patch,
 )
-
-# DROL's SiamFC training reads the response as ``conv * 1e-3 + corr_bias`` (model_builder.py)
-DROL_FC_LOGIT_SCALE = 1e-3
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -289,12 +285,14 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
 
     DROL's code calls ``classifier.update(bbox, flag)`` against the signature
     ``update(state, scale_z, flag)`` (a TypeError as released); the intended call, the RPN
-    tracker's, is made. ``TrackResult.score`` is the sigmoid of the chosen peak as DROL's
-    training loss reads it (``response · 1e-3 + corr_bias``, ``model_builder.forward``).
+    tracker's, is made. ``TrackResult.score`` is the SiamFC family's relative prominence of the
+    chosen response (see ``siam_core.tracker.siamfc``), its reference taken on the first frame
+    with DROL's crops.
     """
 
     upsample_interpolation = cv2.INTER_LINEAR
     peak_dtype = np.float64
+    window_dtype = np.float32
 
     def __init__(
         self,
@@ -309,10 +307,6 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         if settings is None:
             raise ValueError(f"'{cfg.name}' has no online section; use a drol_siamfc_* preset")
         self._setup_online(cfg, settings)
-        window = cosine_window(self.window.shape[0]).astype(np.float32)
-        self.window = window / window.sum()
-        bias = getattr(model.backbone, "corr_bias", None)
-        self._logit_bias = 0.0 if bias is None else float(bias.detach().reshape(-1)[0])
 
     def _template_kernels(self, patch: np.ndarray) -> Kernels:
         return self.net.template(self._to_batch([patch]))
@@ -334,6 +328,9 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         )
         with torch.inference_mode():
             self._kernels = self._template_kernels(patch)
+        # the confidence's reference: the target's own peak on the first frame's search
+        reference = self.responses(image).maps[..., len(self.scales) // 2]
+        self.reference_prominence = float(reference.max()) - float(reference.mean(dtype=np.float64))
         self._start_online(image, box, s_z)
 
     def _search_sides(self) -> np.ndarray:
@@ -342,13 +339,14 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         t = self.cfg.tracker
         return self._frame_side * (t.instance_size / t.exemplar_size) * self.scales
 
-    def _scale_patches(self, image: np.ndarray, sides: np.ndarray) -> tuple[list[np.ndarray], Box]:
-        t = self.cfg.tracker
+    def _scale_patches(
+        self, image: np.ndarray, sides: np.ndarray, instance_size: int
+    ) -> tuple[list[np.ndarray], Box]:
         crops = [
             crop_patch(
                 image,
                 self._centre(),
-                t.instance_size,
+                instance_size,
                 max(1, round(float(side))),
                 self.channel_average,
             )
@@ -372,7 +370,7 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         pscore = self._windowed(self.adjust_response(response, best, resp))
         side = float(resp.sides[best])
         cand, peak = self._candidate(pscore, side, float(self.scales[best]), image.shape)
-        raw = float(resp.maps[(*peak, best)])
+        chosen = resp.maps[..., best]
         if oc.template_update and self._kernels_st is not None:
             with torch.inference_mode():
                 out = self.net.respond(resp.features, self._kernels_st)
@@ -386,15 +384,16 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
                 box_iou(_corner(cand_st), _corner(cand)) >= oc.tau_regression
                 and pscore_st.max() - pscore.max() >= oc.tau_classification
             ):
-                cand, raw = cand_st, float(maps_st[(*peak_st, best_st)])
+                cand, peak, chosen = cand_st, peak_st, maps_st[..., best_st]
         cx, cy, width, height = cand
         self.center_pos = np.array([cx, cy])
         self.size = np.array([width, height])
         box = (cx - width / 2, cy - height / 2, width, height)
-        logit = min(max(raw * DROL_FC_LOGIT_SCALE + self._logit_bias, -80.0), 80.0)
+        score = relative_prominence(
+            float(chosen[peak]), float(chosen.mean(dtype=np.float64)), self.reference_prominence
+        )
         resp.timings["post"] = time.perf_counter() - t0
         resp.timings["learn"] = self.learn(image, box)
-        score = 1.0 / (1.0 + math.exp(-logit))
         return TrackResult(box, score, TrackState.TRACKING, resp.region, resp.timings)
 
     def _candidate(

@@ -1,7 +1,11 @@
 """Long-term tracking: an explicit TRACKING / LOST / RECOVERED state machine and local-to-global
-search for every RPN-family tracker (DaSiamRPN §3.4, seeds-spec §6.8).
+search for every RPN-family tracker and the SiamFC family (DaSiamRPN §3.4, seeds-spec §6.8).
 
-The machine is driven by the raw foreground probability of the chosen proposal (spec I8):
+The machine is driven by the score of the chosen position: an RPN tracker's raw foreground
+probability of the chosen proposal (spec I8), a SiamFC tracker's relative prominence (the chosen
+response's height above its map's mean as a fraction of the first frame's, in [0, 1]; see
+``siam_core.tracker.siamfc``). The two are different quantities, so a SiamFC config without
+thresholds of its own gets ``SIAMFC_ENTER`` / ``SIAMFC_LEAVE`` instead of the paper's:
 
 * TRACKING or RECOVERED -> LOST when the score drops below ``enter_threshold``;
 * LOST -> RECOVERED when the score exceeds ``leave_threshold``;
@@ -17,7 +21,9 @@ Box updates follow pysot's ``SiamRPNLTTracker`` exactly (``pysot/tracker/siamrpn
 a frame whose score is below ``enter_threshold`` keeps the previous centre and size (the last
 confident box is held and reported, clipped to the image); any other frame updates them, also
 while LOST (a candidate that is not yet trusted enough to leave the lost state); the stored
-centre and size are the unclipped values, only the reported box is clipped.
+centre and size are the unclipped values, only the reported box is clipped. A SiamFC tracker
+takes over its own search's values (centre and size clipped as SiamFC clips them, and the damped
+search side) and reports its own box, so while confident it runs exactly as it does alone.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from siam_core.config import MAX_INPUT_SIDE, Config
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
 from siam_core.tracker.drol import DROLTracker
+from siam_core.tracker.siamfc import SiamFCTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker, clip_box
 
 # DaSiamRPN §4.1: enter failure mode below 0.8, leave it above 0.95, search 255 -> 767.
@@ -45,6 +52,14 @@ PAPER_LEAVE = 0.95
 PAPER_LOST_SIZE = 767
 # pysot SiamRPNLTTracker hard-codes this window influence while lost.
 PYSOT_LOST_WINDOW = 0.001
+# SiamFC family: thresholds on the relative prominence (1: the chosen response stands as far
+# above its map's mean as the target's did on the first frame; 0: no further than the mean).
+# Measured with tools/siamfc_thresholds.py on an ImageNet-feature SiamFC over 16 training
+# sequences (README, "Long-term tracking"): with the target hidden the best match reaches 0.29
+# (90th percentile), 0.38 (99th); a visible target has a median of 0.48. LOST below 0.3,
+# RECOVERED above 0.45 (0.4 % of hidden frames).
+SIAMFC_ENTER = 0.3
+SIAMFC_LEAVE = 0.45
 
 
 @dataclass(frozen=True)
@@ -90,10 +105,13 @@ class LongTermConfig:
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides: Any) -> LongTermConfig:
-        """The long-term settings a model config carries (pysot's LT keys), else the paper's;
-        ``overrides`` replace single fields (e.g. ``leave_threshold=0.95``)."""
+        """The long-term settings a model config carries (pysot's LT keys), else the paper's
+        (a SiamFC config's thresholds: ``SIAMFC_ENTER`` / ``SIAMFC_LEAVE``); ``overrides``
+        replace single fields (e.g. ``leave_threshold=0.95``)."""
         t = cfg.tracker
         values: dict[str, Any] = {}
+        if t.is_siamfc:
+            values.update(enter_threshold=SIAMFC_ENTER, leave_threshold=SIAMFC_LEAVE)
         if t.confidence_low is not None:
             values["enter_threshold"] = t.confidence_low
         if t.confidence_high is not None:
@@ -193,19 +211,23 @@ class LostStateMachine:
 
 
 class LongTermTracker(Tracker):
-    """Wraps any RPN-family tracker (``SiamRPNTracker`` or ``DistractorAwareTracker``) with the
-    long-term state machine and local-to-global search.
+    """Wraps any RPN-family tracker (``SiamRPNTracker`` or ``DistractorAwareTracker``) or a
+    SiamFC-family one (``SiamFCTracker``) with the long-term state machine and local-to-global
+    search.
 
     With ``siamrpn_r50_l234_dwxcorr_lt`` and its config's settings this is pysot's
     ``SiamRPNLTTracker``, frame for frame. A distractor-aware inner tracker learns its templates
     only on confident frames outside the lost state (as DROL adds no samples while lost).
     """
 
-    def __init__(self, tracker: SiamRPNTracker, config: LongTermConfig | None = None) -> None:
+    def __init__(
+        self, tracker: SiamRPNTracker | SiamFCTracker, config: LongTermConfig | None = None
+    ) -> None:
         super().__init__()
-        if not isinstance(tracker, SiamRPNTracker):
+        if not isinstance(tracker, SiamRPNTracker | SiamFCTracker):
             raise ValueError(
-                f"LongTermTracker wraps an RPN-family tracker, got {type(tracker).__name__}"
+                "LongTermTracker wraps an RPN-family or SiamFC-family tracker, got "
+                f"{type(tracker).__name__}"
             )
         self.config = config if config is not None else LongTermConfig.from_config(tracker.cfg)
         self.config.check_for(tracker.cfg)
@@ -246,7 +268,9 @@ class LongTermTracker(Tracker):
         # an online classifier may veto the Siamese score (DROLTracker.gate_score)
         score = inner.gate_score(res.score) if isinstance(inner, DROLTracker) else res.score
         confident = self.machine.confident(score)
-        if confident:  # pysot LT keeps the unclipped values as its state
+        if confident and isinstance(inner, SiamFCTracker):
+            inner.adopt(res)  # centre, size and search side, as SiamFC alone takes them
+        elif confident:  # pysot LT keeps the unclipped values as its state
             inner.center_pos = np.array([res.cx, res.cy])
             inner.size = np.array([res.width, res.height])
         state = self.machine.update(score)
@@ -264,7 +288,11 @@ class LongTermTracker(Tracker):
             float(inner.size[1]),
             image.shape,
         )
-        box = (cx - w / 2, cy - h / 2, w, h)
+        box = (
+            inner.report(cx, cy, w, h)
+            if isinstance(inner, SiamFCTracker)
+            else (cx - w / 2, cy - h / 2, w, h)
+        )
         if isinstance(inner, DROLTracker) and not was_lost:
             timings["learn"] = inner.learn(image, box)  # DROL LT: no samples while lost
         return TrackResult(box, res.score, state, res.search_region, timings)

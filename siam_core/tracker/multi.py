@@ -8,13 +8,16 @@ per group with the targets' kernels stacked, and each target's outputs are hande
 tracker (``SiamRPNTracker.prefetch``). Its ``track`` then runs unchanged: the selection,
 smoothing, clipping and long-term logic are the single-target code, not a copy.
 
-Distractor-aware trackers re-rank with per-target template sets and run on their own.
+Distractor-aware trackers re-rank with per-target template sets and run on their own. With
+device crops (the GPU path) the frame is uploaded once per frame for all targets, and each
+target's crop is cut from it on the device.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -44,8 +47,11 @@ class MultiTracker:
         device: str | torch.device = "cpu",
         long_term: Mapping[str, Any] | None = None,
         runtime: Any = None,
+        **gpu: Any,
     ) -> None:
-        self._share(SiamRPNTracker(model, cfg, device=device, runtime=runtime), long_term)
+        """``gpu``: ``SiamRPNTracker``'s GPU-path options (precision, graph_mode, device_crops)."""
+        prototype = SiamRPNTracker(model, cfg, device=device, runtime=runtime, **gpu)
+        self._share(prototype, long_term)
 
     @classmethod
     def from_tracker(
@@ -84,6 +90,7 @@ class MultiTracker:
         inner._initialized = False
         inner._kernels = None
         inner._prefetched = None
+        inner._shared_frame = None
         inner._buffers = {}  # a batch pass reads several targets' crops at once
         if self.long_term is None:
             return inner
@@ -105,6 +112,16 @@ class MultiTracker:
     def clear(self) -> None:
         self._targets.clear()
 
+    def configure_long_term(self, config: LongTermConfig) -> None:
+        """New long-term settings (e.g. thresholds changed live) for every long-term target
+        and for those added later."""
+        if self.long_term is None:
+            raise ValueError("configure_long_term: this MultiTracker has no long-term mode")
+        config.check_for(self.cfg)
+        self.long_term = asdict(config)
+        for target in self._targets.values():
+            target.config = target.machine.config = config  # type: ignore[attr-defined]
+
     @staticmethod
     def _inner(target: Tracker) -> SiamRPNTracker:
         return target.tracker if isinstance(target, LongTermTracker) else target  # type: ignore[return-value]
@@ -120,10 +137,16 @@ class MultiTracker:
         """Track every target in ``image``: one backbone and head pass per search size."""
         frame = check_image(image)
         groups: dict[int, list[tuple[TargetId, Tracker, tuple, SearchPatch]]] = {}
+        p = self._prototype
+        # device crops: the frame goes to the device once for all targets
+        upload = p.device_crops and self._targets
+        uploaded = torch.from_numpy(frame).to(p.device) if upload else None
         for tid, target in self._targets.items():
             inner = self._inner(target)
             if isinstance(inner, DistractorAwareTracker):
                 continue
+            if uploaded is not None:
+                inner.share_frame(frame, uploaded)
             plan = self._plan(target)
             sp = inner._search_patch(frame, plan[0], plan[1], with_features=False)
             groups.setdefault(sp.size, []).append((tid, target, plan, sp))

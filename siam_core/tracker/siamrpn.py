@@ -31,6 +31,7 @@ a long-term tracker can widen the search while lost (pysot ``SiamRPNLTTracker``)
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from siam_core.config import MAX_INPUT_SIDE, Config, load_config
 from siam_core.models.anchors import anchor_grid
 from siam_core.models.heads import Kernels
 from siam_core.models.model import SiameseRPN, build_model
+from siam_core.tracker.accel import AcceleratedNet, check_options
 from siam_core.tracker.base import Box, Tracker, TrackResult, TrackState
 
 MIN_SIZE = 10.0  # pysot _bbox_clip: width and height never below 10 px
@@ -76,8 +78,8 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchPatch:
     """One search before its head: size, window influence, ``scale_z`` (model px per image
-    px), the image region searched, the backbone features (or the uint8 crop, when cropped
-    for a batched pass) and the crop/backbone timings."""
+    px), the image region searched, the backbone features (or the crop, when cropped for a
+    batched pass: the host's uint8 patch or the device crop's tensor) and the timings."""
 
     size: int
     window: float
@@ -98,6 +100,25 @@ def round_half_away(value: float) -> int:
     return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
 
 
+def crop_window(
+    centre: tuple[float, float],
+    out_size: int,
+    crop_size: int,
+    round_origin: Callable[[float], int] = round_half_up,
+) -> tuple[int, int, int]:
+    """The square a crop of side ``crop_size`` around ``centre`` covers: (x0, y0, side), its
+    first pixel at ``round_origin(c - (side + 1) / 2)``. Shared by the host crop
+    (``crop_patch``) and the device crop (``crop_patch_torch``), so both cut the same
+    pixels; sizes out of bounds raise ``ValueError``."""
+    sz = int(crop_size)
+    if sz < 1:
+        raise ValueError(f"crop size must be >= 1, got {crop_size}")
+    if not 1 <= out_size <= MAX_INPUT_SIDE:
+        raise ValueError(f"patch size must lie in [1, {MAX_INPUT_SIDE}], got {out_size}")
+    half = (sz + 1) / 2
+    return round_origin(centre[0] - half), round_origin(centre[1] - half), sz
+
+
 def crop_patch(
     image: np.ndarray,
     centre: tuple[float, float],
@@ -113,14 +134,7 @@ def crop_patch(
     DaSiamRPN: ``round_half_away``). Only the part of the frame inside the square is copied and
     padded, not the whole frame.
     """
-    sz = int(crop_size)
-    if sz < 1:
-        raise ValueError(f"crop size must be >= 1, got {crop_size}")
-    if not 1 <= out_size <= MAX_INPUT_SIDE:
-        raise ValueError(f"patch size must lie in [1, {MAX_INPUT_SIDE}], got {out_size}")
-    half = (sz + 1) / 2
-    x0 = round_origin(centre[0] - half)
-    y0 = round_origin(centre[1] - half)
+    x0, y0, sz = crop_window(centre, out_size, crop_size, round_origin)
     x1, y1 = x0 + sz, y0 + sz  # exclusive
     ih, iw = image.shape[:2]
     ix0, iy0, ix1, iy1 = max(0, x0), max(0, y0), min(iw, x1), min(ih, y1)
@@ -168,6 +182,69 @@ def _scaled_crop(
     return patch
 
 
+def crop_patch_torch(
+    frame: torch.Tensor,
+    centre: tuple[float, float],
+    out_size: int,
+    crop_size: int,
+    pad_value: tuple[float, float, float],
+    round_origin: Callable[[float], int] = round_half_up,
+) -> tuple[torch.Tensor, Box]:
+    """``crop_patch`` on whatever device the (H, W, 3) uint8 ``frame`` tensor lives on, so on
+    a GPU the camera frame is uploaded once and the patch never visits the host. Returns a
+    (3, out_size, out_size) float32 tensor of the patch's uint8 values there, and the region.
+
+    Same square (``crop_window``), outside pixels ``pad_value``, and OpenCV's uint8 bilinear
+    resize reproduced in integer arithmetic (``_resize_taps``), so the values equal
+    ``crop_patch``'s bit for bit (tested on real frames): a network whose boxes follow pysot's
+    to 0.01 px would part from them over a one-grey-level difference. Only the two rows and
+    two columns each output pixel reads are gathered; nothing of the square's size is built.
+    Squares above ``MAX_DIRECT_CROP`` px, which ``crop_patch`` resizes by area, are resized
+    bilinearly here (the tracker crops those on the host).
+    """
+    x0, y0, sz = crop_window(centre, out_size, crop_size, round_origin)
+    ih, iw = frame.shape[:2]
+    n = out_size
+    taps, weights = _resize_taps(sz, n, frame.device)  # the same along both axes
+    rows, cols = taps + y0, taps + x0
+    inside = ((rows >= 0) & (rows < ih))[:, None] & ((cols >= 0) & (cols < iw))[None, :]
+    pixels = frame.index_select(0, rows.clamp(0, ih - 1)).index_select(1, cols.clamp(0, iw - 1))
+    pad = torch.tensor([int(v) for v in pad_value], dtype=torch.int32, device=frame.device)
+    pixels = torch.where(inside[..., None], pixels.to(torch.int32), pad)  # (2n, 2n, 3)
+    if weights is None:  # exactly half the side: OpenCV averages 2x2 blocks (INTER_AREA)
+        across = pixels[:, :n] + pixels[:, n:]
+        patch = (across[:n] + across[n:] + 2) >> 2
+    else:  # 11-bit weights across, then down as OpenCV's VResizeLinear for uint8
+        first, second = weights[0], weights[1]
+        across = pixels[:, :n] * first[None, :, None] + pixels[:, n:] * second[None, :, None]
+        up = (first[:, None, None] * (across[:n] >> 4)) >> 16
+        down = (second[:, None, None] * (across[n:] >> 4)) >> 16
+        patch = (up + down + 2) >> 2
+    return patch.permute(2, 0, 1).float(), (float(x0), float(y0), float(sz), float(sz))
+
+
+@functools.lru_cache(maxsize=512)  # sides repeat from frame to frame; tensors are never changed
+def _resize_taps(
+    side: int, out_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Source indices (2 out_size: first taps, then second taps, within the square) and the
+    (2, out_size) int32 weights (scale 2048) of OpenCV's INTER_LINEAR uint8 resize of
+    ``side`` pixels to ``out_size``; weights None for an exact halving, which OpenCV
+    averages instead (opencv ``resize.cpp``: source ``(i + 0.5) * side / out - 0.5`` in
+    float32, weights ``round((1 - f) * 2048)``, ``round(f * 2048)``; indices clamped into
+    the square, weights kept)."""
+    i = torch.arange(out_size, device=device)
+    if side == 2 * out_size:
+        return torch.cat([2 * i, 2 * i + 1]), None
+    src = ((i.double() + 0.5) * (1.0 / (out_size / side)) - 0.5).float()
+    first = src.floor()
+    frac = src - first
+    weights = torch.stack([(1 - frac) * 2048, frac * 2048]).round().to(torch.int32)
+    first = first.long()
+    taps = torch.cat([first, first + 1]).clamp(0, side - 1)
+    return taps, weights
+
+
 class SiamRPNTracker(Tracker):
     """Short-term SiamRPN-family tracker (pysot ``SiamRPNTracker``) on the ``Tracker`` API.
 
@@ -180,6 +257,12 @@ class SiamRPNTracker(Tracker):
     pysot (Python 3) rounds sides half to even and origins half up. ``runtime``
     (``siam_core.deploy.runtime.OnnxNet``) replaces ``net`` by exported graphs in another
     inference runtime; the tracker calls them exactly as it calls ``net``.
+
+    The GPU path (:meth:`accelerate`, README "GPU path"): ``device_crops`` cuts the patches
+    with ``crop_patch_torch`` on the device from the frame uploaded once (default: on for a
+    CUDA device), ``precision`` (``fp32``, ``fp16``, ``bf16``) autocasts the network calls
+    and ``graph_mode`` (``eager``, ``cuda_graph``, ``compile``) captures or compiles them
+    (``siam_core.tracker.accel``).
     """
 
     name = "siamrpn"
@@ -196,6 +279,10 @@ class SiamRPNTracker(Tracker):
         device: str | torch.device = "cpu",
         optimize: bool = True,
         runtime: Any = None,
+        *,
+        precision: str = "fp32",
+        graph_mode: str = "eager",
+        device_crops: bool | None = None,
     ) -> None:
         super().__init__()
         if cfg.anchor.num != model.anchor_num:
@@ -208,6 +295,7 @@ class SiamRPNTracker(Tracker):
         )
         if runtime is not None:  # exported graphs answering the same three network calls
             self.net = runtime
+        self._plain_net, self._runtime = self.net, runtime
         self.cfg = cfg
         self.name = cfg.name
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -217,6 +305,29 @@ class SiamRPNTracker(Tracker):
         self.center_pos = np.zeros(2)
         self.size = np.zeros(2)
         self.channel_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self._shared_frame: tuple[np.ndarray, torch.Tensor] | None = None
+        self.accelerate(precision, graph_mode, device_crops)
+
+    def accelerate(
+        self, precision: str = "fp32", graph_mode: str = "eager", device_crops: bool | None = None
+    ) -> None:
+        """Set the GPU path's options (class doc); ``device_crops=None``: on for CUDA.
+
+        Precision and graph mode are options of the PyTorch network: with an exported
+        ``runtime`` anything but ``fp32``/``eager`` raises ``ValueError``, as does
+        ``cuda_graph`` off CUDA."""
+        check_options(self.device, precision, graph_mode)
+        if (precision, graph_mode) != ("fp32", "eager") and self._runtime is not None:
+            raise ValueError(
+                "precision and graph_mode are options of the torch backend, not of an "
+                "exported runtime"
+            )
+        self.device_crops = self.device.type == "cuda" if device_crops is None else device_crops
+        self.precision, self.graph_mode = precision, graph_mode
+        if (precision, graph_mode) == ("fp32", "eager"):
+            self.net = self._plain_net
+        else:
+            self.net = AcceleratedNet(self._plain_net, self.device, precision, graph_mode)
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -235,7 +346,10 @@ class SiamRPNTracker(Tracker):
         return self._grids[score_size]
 
     def _to_tensor(self, patch: np.ndarray) -> torch.Tensor:
-        """uint8 (S, S, 3) patch -> float (1, 3, S, S) on the device, in a reused buffer."""
+        """uint8 (S, S, 3) patch -> float (1, 3, S, S) on the device, in a reused buffer; a
+        device crop (already that tensor) as it is."""
+        if isinstance(patch, torch.Tensor):
+            return patch
         size = patch.shape[0]
         if self.device.type != "cpu":
             t = torch.from_numpy(patch).to(self.device, non_blocking=False)
@@ -264,7 +378,7 @@ class SiamRPNTracker(Tracker):
         # pysot assigns the float mean into a uint8 array: truncation
         self.channel_average = tuple(float(int(v)) for v in mean)
         exemplar = self.cfg.tracker.exemplar_size
-        patch, _ = self._crop(image, exemplar, s_z)
+        patch, _ = self._crop_input(image, exemplar, s_z)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_tensor(patch))
 
@@ -279,6 +393,8 @@ class SiamRPNTracker(Tracker):
         z, _ = self._crop(image, self.cfg.tracker.exemplar_size, s_z)
         x = self._search_patch(image, with_features=False).features
         self.reset()
+        if isinstance(x, torch.Tensor):  # a device crop: back to the host's uint8 layout
+            x = x[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
         return z, x
 
     def _crop(self, image: np.ndarray, out_size: int, side: int) -> tuple[np.ndarray, Box]:
@@ -286,6 +402,32 @@ class SiamRPNTracker(Tracker):
         return crop_patch(
             image, self._centre(), out_size, side, self.channel_average, self.round_origin
         )
+
+    def share_frame(self, image: np.ndarray, frame: torch.Tensor) -> None:
+        """Hand in ``image`` already uploaded as ``frame`` (H, W, 3 uint8 on the device), for
+        the next device crop of ``image`` only: several targets crop one upload."""
+        self._shared_frame = (image, frame)
+
+    def _crop_input(
+        self, image: np.ndarray, out_size: int, side: int
+    ) -> tuple[np.ndarray | torch.Tensor, Box]:
+        """The crop as the network takes it: with ``device_crops`` a float (1, 3, S, S) tensor
+        cut on the device (squares above ``MAX_DIRECT_CROP`` px, resized by area on the host,
+        excepted), else the host's uint8 patch (``_to_tensor`` uploads it)."""
+        shared, self._shared_frame = self._shared_frame, None  # good for this crop only
+        if not self.device_crops or side > MAX_DIRECT_CROP:
+            return self._crop(image, out_size, side)
+        if shared is not None and shared[0] is image:
+            frame = shared[1]
+        else:
+            frame = torch.from_numpy(image).to(self.device)
+        patch, region = crop_patch_torch(
+            frame, self._centre(), out_size, side, self.channel_average, self.round_origin
+        )
+        x = patch.unsqueeze(0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, region
 
     def _foreground(self, cls: torch.Tensor) -> np.ndarray:
         """Foreground probability per anchor: softmax over pysot's 2k (background, foreground)
@@ -317,7 +459,7 @@ class SiamRPNTracker(Tracker):
         t0 = time.perf_counter()
         s_z = self._context_side()
         s_x = max(1, self.round_size(s_z * (inst / t.exemplar_size)))
-        patch, region = self._crop(image, inst, s_x)
+        patch, region = self._crop_input(image, inst, s_x)
         if not with_features:
             timings = {"crop": time.perf_counter() - t0}
             return SearchPatch(inst, wi, t.exemplar_size / s_z, region, patch, timings)

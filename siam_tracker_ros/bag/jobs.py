@@ -137,7 +137,8 @@ def recorded_run(reader, connection, n: int) -> tuple[FrameTable, RunInfo]:
     """What the node did during the recording, from its ``status`` and ``detections`` topics.
 
     Latency is the bag's log time of the detections minus that of the image (both stamped
-    by the recorder's clock); dropped frames come from the node's own counters.
+    by the recorder's clock); dropped frames come from the node's own counters. With several
+    targets the box is the detection of the target ``status`` reports (the primary one).
     """
     status = [c for c in reader.connections if c.msgtype == "siam_tracker_ros/msg/TrackerStatus"]
     dets = [c for c in reader.connections if c.msgtype == "vision_msgs/msg/Detection2DArray"]
@@ -151,6 +152,7 @@ def recorded_run(reader, connection, n: int) -> tuple[FrameTable, RunInfo]:
         table.stamp_ns[i], table.log_ns[i] = cdr_stamp_ns(data), log_ns
         index[int(table.stamp_ns[i])] = i
     last = None
+    primary: dict[int, str] = {}  # frame index -> the target id status reports
     for _, log_ns, data in reader.messages(status):
         msg = deserialize_message(bytes(data), TrackerStatus)
         i = index.get(stamp_ns(msg.header.stamp))
@@ -159,6 +161,7 @@ def recorded_run(reader, connection, n: int) -> tuple[FrameTable, RunInfo]:
             continue
         table.processed[i], table.state[i] = True, msg.state
         table.score[i] = msg.score if msg.target_id else np.nan
+        primary[i] = msg.target_id
         table.latency_ms[i] = (log_ns - table.log_ns[i]) / 1e6
     for _, log_ns, data in reader.messages(dets):
         msg = deserialize_message(bytes(data), Detection2DArray)
@@ -166,8 +169,10 @@ def recorded_run(reader, connection, n: int) -> tuple[FrameTable, RunInfo]:
         if i is None:
             continue
         table.latency_ms[i] = (log_ns - table.log_ns[i]) / 1e6
-        if msg.detections:
-            table.boxes[i] = bbox_to_box(msg.detections[0].bbox)
+        wanted = primary.get(i)
+        found = [d for d in msg.detections if wanted is None or d.id == wanted]
+        if found:
+            table.boxes[i] = bbox_to_box(found[0].bbox)
     for init in recorded_inits(reader):
         i = index.get(init.stamp_ns)
         if i is None:

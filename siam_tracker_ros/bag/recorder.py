@@ -24,7 +24,14 @@ import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.i
 from siam_tracker_ros.bag.bagfile import BagError, open_writer
 from siam_tracker_ros.bagtypes import typestore
 
-DEFAULT_TOPICS = ("image_raw", "image_raw/compressed", "detections", "status", "init_accepted")
+DEFAULT_TOPICS = (
+    "image_raw",
+    "image_raw/compressed",
+    "detections",
+    "status",
+    "status_array",
+    "init_accepted",
+)
 
 
 def message_class(type_name: str) -> type:

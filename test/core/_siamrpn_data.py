@@ -11,6 +11,7 @@ DATA = REPO.parent / "shared" / "data"
 PARITY = DATA / "parity" / "pysot_siamrpn_alex_dwxcorr"
 BAG = DATA / "bag.avi"
 SEQUENCES = DATA / "sequences"
+INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md: the parity references' box on bag
 
 
 def need(path: Path) -> Path:
@@ -37,3 +38,13 @@ def read_video(path: Path, limit: int | None = None) -> list:
     if not frames:
         pytest.fail(f"OpenCV read no frames from {path}")
     return frames
+
+
+def parity_alex():
+    """(model, config) of pysot's seeded ``siamrpn_alex_dwxcorr`` parity weights."""
+    from siam_core.checkpoint import load_checkpoint
+    from siam_core.config import load_config
+
+    return load_checkpoint(
+        need(PARITY) / "weights.safetensors", load_config("siamrpn_alex_dwxcorr")
+    )

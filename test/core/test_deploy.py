@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _siamrpn_data import BAG, PARITY, need, read_video
+from _siamrpn_data import BAG, INIT, PARITY, need, parity_alex, read_video
 
 from siam_core import zoo
-from siam_core.checkpoint import load_checkpoint
 from siam_core.cli import export as export_cli
 from siam_core.cli import track as track_cli
-from siam_core.config import load_config
 from siam_core.deploy import cache
 from siam_core.deploy.export import export_onnx, read_manifest
 from siam_core.deploy.runtime import OnnxNet
@@ -26,7 +24,6 @@ from siam_core.eval.runner import make_tracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 pytest.importorskip("onnxruntime", reason="onnxruntime missing: run `make setup`")
-INIT = (315.0, 140.0, 112.0, 112.0)  # shared/data/README.md: the parity references' box
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +33,7 @@ def frames() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def alex():
-    return load_checkpoint(
-        need(PARITY) / "weights.safetensors", load_config("siamrpn_alex_dwxcorr")
-    )
+    return parity_alex()
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +103,24 @@ def test_wider_search_runs_through_the_same_graphs(alex, exported, frames) -> No
     assert abs(a.cx - b.cx) < 0.5 and abs(a.cy - b.cy) < 0.5 and abs(a.score - b.score) < 1e-3
 
 
-def test_missing_head_batch_and_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
-    net = OnnxNet(exported, "onnxruntime", threads=1)
+def test_a_batch_without_its_head_graph_runs_per_target(alex, exported, frames) -> None:
+    """Heads exist for 1 and 3 targets; 2 targets (a node's target set) run the batch-1 head
+    once per target and give exactly its outputs."""
     import torch
 
-    with pytest.raises(RuntimeError, match="re-export with --batch 2"):
-        net.run_head([torch.zeros(2, 256, 4, 4), torch.zeros(2, 256, 4, 4)])
+    model, cfg = alex
+    net = OnnxNet(exported, "onnxruntime", threads=1)
+    tracker = SiamRPNTracker(model, cfg, runtime=net)
+    tracker.init(frames[0], INIT)
+    kernels, feats = tracker._kernels, tracker._search_patch(frames[1]).features
+    cls, loc = net.run_head([*kernels, *feats])
+    cls2, loc2 = net.run_head([torch.cat([t, t]) for t in [*kernels, *feats]])
+    assert cls2.shape[0] == loc2.shape[0] == 2
+    for row in (0, 1):
+        assert torch.equal(cls2[row : row + 1], cls) and torch.equal(loc2[row : row + 1], loc)
+
+
+def test_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="siam-export"):
         OnnxNet(tmp_path, "onnxruntime")
     (tmp_path / "manifest.json").write_text("{not json")
@@ -126,7 +133,11 @@ def test_missing_head_batch_and_bad_exports_say_what_to_do(exported: Path, tmp_p
     with pytest.raises(Exception, match=r"(?i)protobuf|parse|load|invalid"):
         OnnxNet(tmp_path, "onnxruntime")
     with pytest.raises(ValueError, match="provider"):
-        OnnxNet(exported, "tensorrt")
+        OnnxNet(exported, "tflite")
+    with pytest.raises(ValueError, match="runs on CUDA"):
+        OnnxNet(exported, "tensorrt")  # on the CPU
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        OnnxNet(exported, "openvino", device="cuda")
 
 
 def test_siam_track_and_siam_eval_take_the_backend(
@@ -151,7 +162,9 @@ def test_siam_track_and_siam_eval_take_the_backend(
     assert isinstance(tracker, SiamRPNTracker) and isinstance(tracker.net, OnnxNet)
     assert list((tmp_path / "cache" / "onnx").iterdir()) == exports  # the cache was reused
     with pytest.raises(ValueError, match="backend must be one of"):
-        zoo.load_tracker(backend="tensorrt")
+        zoo.load_tracker(backend="tflite")
+    with pytest.raises(ValueError, match="runs on CUDA"):
+        zoo.load_tracker(backend="tensorrt", device="cpu")
 
 
 def test_siam_export_cli_on_a_real_frame(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -172,3 +185,42 @@ def test_check_frame_falls_back_to_a_synthetic_image(monkeypatch: pytest.MonkeyP
     frame, _, source = cache.check_frame()
     assert frame.shape == (360, 480, 3) and source.startswith("synthetic")
     assert frame.std() > 20  # textured, so the check exercises the network
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ort.get_available_providers()
+
+
+def test_a_gpu_provider_onnxruntime_lacks_is_named(exported: Path) -> None:
+    """``onnxruntime`` on CUDA needs onnxruntime-gpu; the CPU build says so, naming it."""
+    if "CUDAExecutionProvider" in _providers():
+        pytest.skip("this onnxruntime has the CUDA execution provider")
+    with pytest.raises(RuntimeError, match=r"CUDAExecutionProvider.*onnxruntime-gpu"):
+        OnnxNet(exported, "onnxruntime", device="cuda")
+    with pytest.raises(RuntimeError, match="TensorrtExecutionProvider"):
+        OnnxNet(exported, "tensorrt", device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+def test_gpu_providers_give_pytorch_boxes_on_every_frame(backend, alex, exported, frames) -> None:
+    """ONNX Runtime's CUDA and TensorRT execution providers, where installed (onnxruntime-gpu;
+    TensorRT's libraries for the latter): every frame from PyTorch's state within 0.5 px."""
+    wanted = {"onnxruntime": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+    if wanted[backend] not in _providers():
+        pytest.skip(f"onnxruntime has no {wanted[backend]}")
+    model, cfg = alex
+    ref = SiamRPNTracker(model, cfg)
+    try:
+        net = OnnxNet(exported, backend, threads=1, device="cuda")
+    except RuntimeError as exc:  # listed, but its libraries (libnvinfer) are not there
+        pytest.skip(str(exc))
+    got = SiamRPNTracker(model, cfg, runtime=net)
+    ref.init(frames[0], INIT)
+    got.init(frames[0], INIT)
+    for i, frame in enumerate(frames[1:], 1):
+        got.center_pos, got.size = ref.center_pos.copy(), ref.size.copy()
+        err = float(np.abs(np.subtract(ref.track(frame).box, got.track(frame).box)).max())
+        assert err < 0.5, f"{backend} frame {i}: box off by {err:.3f} px"

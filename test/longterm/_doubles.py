@@ -9,6 +9,11 @@ so the state machine, search growth, distractor module and re-acquisition run on
 before a trained model exists; it is not a tracker anyone would deploy. ``gain`` and ``offset``
 were fixed once from bag frames 76-130 (visible target ~0.5-0.9 mean cosine, best background
 match ~0.2) so that its probabilities span the range a trained network's do.
+
+``cosine_fc_double`` is the SiamFC-family counterpart: the same features in a real
+``SiameseFC`` with a real ``XCorrHead`` whose response is the mean cosine similarity (plus the
+constant channel's 1), the only SiamFC network here whose response means similarity (the SiamDW
+parity weights are random).
 """
 
 from __future__ import annotations
@@ -16,17 +21,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from siam_core.config import Config
+from siam_core.config import Config, load_config
 from siam_core.data import Sequence, load_sequence
-from siam_core.models.heads import UPChannelRPN
+from siam_core.eval.occlusion import hide_target as hide_target  # the tests' name for it
+from siam_core.models.heads import UPChannelRPN, XCorrHead
 from siam_core.models.mobilenet import MobileNetV2TV, load_imagenet_weights
-from siam_core.models.model import SiameseRPN
+from siam_core.models.model import SiameseFC, SiameseRPN
+from siam_core.tracker.siamfc import SiamFCTracker
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -60,24 +66,6 @@ def iou(a, b) -> float:
     ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
-
-def hide_target(frame: np.ndarray, box, margin: int = 6) -> np.ndarray:
-    """``frame`` with the target's box (plus ``margin``) replaced by the frame's own background:
-    the same-sized region right next to it (right, left, below or above, the first that fits
-    inside the frame)."""
-    out = frame.copy()
-    height, width = frame.shape[:2]
-    x, y, w, h = box
-    x0, y0 = max(0, int(x) - margin), max(0, int(y) - margin)
-    x1 = min(width, math.ceil(x + w) + margin)
-    y1 = min(height, math.ceil(y + h) + margin)
-    bw, bh = x1 - x0, y1 - y0
-    for sx, sy in ((x1, y0), (x0 - bw, y0), (x0, y1), (x0, y0 - bh)):
-        if sx >= 0 and sy >= 0 and sx + bw <= width and sy + bh <= height:
-            out[y0:y1, x0:x1] = frame[sy : sy + bh, sx : sx + bw]
-            return out
-    raise ValueError(f"no background region beside {box} inside the frame")
 
 
 class ImageNetCosineBackbone(nn.Module):
@@ -165,3 +153,35 @@ def cosine_double(
     scale = cfg.tracker.exemplar_size / math.sqrt((w + pad) * (h + pad))
     head = _cosine_head((w * scale, h * scale), cfg, gain, offset)
     return SiameseRPN(ImageNetCosineBackbone(), head).eval(), cfg
+
+
+def fc_double_config() -> Config:
+    """SiamFC config of the double: the SiamFC+ settings of DW §5.1 (the
+    ``siamfcplus_ciresnet16`` preset's: 3 scales 1.0482, damping 0.3629, penalty 0.9745,
+    window 0.35) on the double's 255 -> 25 x 25 geometry (base size 8)."""
+    tracker = {**load_config("siamfcplus_ciresnet16").tracker.to_dict(), "base_size": 8}
+    return Config.from_dict(
+        {
+            "name": "imagenet_cosine_fc_double",
+            "source": "test double: ImageNet MobileNetV2 features, mean-cosine correlation",
+            "model": {
+                "backbone": {"type": "MobileNetV2TV", "used_layers": [_LAYER]},
+                "head": {"type": "XCorrHead", "out_scale": 1 / 49, "bias": False},
+            },
+            "anchor": {"stride": 8},
+            "tracker": tracker,
+        }
+    )
+
+
+def cosine_fc_double() -> tuple[SiameseFC, Config]:
+    """The SiamFC double: response = mean over the 7 x 7 template positions of the cosine
+    similarity, plus 1 (the constant channel)."""
+    head = XCorrHead(out_scale=1 / 49, bias=False)
+    return SiameseFC(ImageNetCosineBackbone(), head).eval(), fc_double_config()
+
+
+def cosine_fc_tracker() -> SiamFCTracker:
+    """The SiamFC double as a tracker: a zero-argument builder for tracker specs
+    (``_doubles:cosine_fc_tracker``, e.g. for ``tools/siamfc_thresholds.py``)."""
+    return SiamFCTracker(*cosine_fc_double())

@@ -216,6 +216,31 @@ def _quick(tracker: SiamRPNTracker, **more) -> DROLTracker:
     return online_tracker(tracker, {**QUICK, **more})
 
 
+def test_close_cancels_a_first_frame_training_in_progress(default_plain: SiamRPNTracker) -> None:
+    """A node's shutdown or a new target must not wait for a whole first-frame training (it
+    takes seconds on a busy CPU): ``close`` stops the solve at its next CG iteration. Without
+    the cancellation this run of 1500 CG iterations would finish, and ``ready`` turn true."""
+    frames = read_video(BAG, 2)
+    box = (315.0, 140.0, 112.0, 112.0)
+    asyn = _quick(default_plain, async_update=True, init_cg_iter=1500, init_gn_iter=1)
+    cls = asyn.online.classifier
+    solving = threading.Event()
+    train_joint = cls._train_joint
+
+    def signalled(*args) -> None:
+        solving.set()
+        train_joint(*args)
+
+    cls._train_joint = signalled
+    asyn.init(frames[0], box)
+    assert solving.wait(60)
+    asyn.close()
+    assert not cls.ready and cls._job is None
+    default_plain.init(frames[0], box)
+    # the Siamese tracker goes on alone, as before the classifier is ready
+    assert asyn.track(frames[1]).box == pytest.approx(default_plain.track(frames[1]).box)
+
+
 def test_asynchronous_update_never_blocks_a_frame_and_matches_the_synchronous_one(
     default_plain: SiamRPNTracker,
 ) -> None:

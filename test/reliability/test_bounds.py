@@ -106,7 +106,7 @@ def test_resolution_change_drops_the_target(tracker) -> None:
     assert worker.init_target((40, 30, 40, 30), image="big")[0]
     assert worker.process(Frame("big", 1, 0.0)).target_id
     outcome = worker.process(Frame("small", 2, 0.0))
-    assert outcome.target_id == "" and not worker.tracker.initialized
+    assert outcome.target_id == "" and worker.target_ids == []
     assert "image size changed from 160x120 to 80x60" in warnings[-1]
 
 

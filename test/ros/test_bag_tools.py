@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
-from vision_msgs.msg import Detection2D
+from vision_msgs.msg import Detection2D, Detection2DArray
 
 from siam_core.data.sequences import load_sequence
 from siam_tracker_ros.bag import cli, groundtruth
@@ -30,9 +30,10 @@ from siam_tracker_ros.bag.bagfile import (
     open_writer,
 )
 from siam_tracker_ros.bag.groundtruth import interpolate, read_ground_truth
-from siam_tracker_ros.bag.jobs import Job, _ground_truth_init, build_tracker
+from siam_tracker_ros.bag.jobs import Job, _ground_truth_init, build_tracker, recorded_run
 from siam_tracker_ros.bag.replay import FrameTable, replay
 from siam_tracker_ros.conversions import box_to_bbox, message_to_bgr
+from siam_tracker_ros.msg import TrackerStatus
 
 pytestmark = [pytest.mark.ros]
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -332,6 +333,39 @@ def test_without_ground_truth_the_recorded_init_defines_the_target(tmp_path, sha
     (bare / "groundtruth.csv").unlink()
     code = cli.main(["eval", str(bare), "--tracker", "KCF", "--out", str(tmp_path / "r2")])
     assert code == 2  # nothing finished: no init recorded and no ground truth
+
+
+def test_recorded_multi_target_run_scores_the_primary_target(tmp_path, shared) -> None:
+    """A node run with two targets: the recorded box of a frame is the detection of the
+    target ``status`` reports, never another target's (here while the primary is LOST)."""
+    seq = load_sequence(CROSSING).head(3)
+    bag = tmp_path / "multi"
+    writer = open_writer(bag, "sqlite3")
+    images = add_topic(writer, "/image_raw", "sensor_msgs/msg/Image")
+    status = add_topic(writer, "/status", "siam_tracker_ros/msg/TrackerStatus")
+    dets = add_topic(writer, "/detections", "vision_msgs/msg/Detection2DArray")
+    boxes = {"a": (10.0, 20.0, 30.0, 40.0), "b": (100.0, 50.0, 20.0, 20.0)}
+    states = [TrackerStatus.TRACKING, TrackerStatus.LOST, TrackerStatus.RECOVERED]
+    for k, state in enumerate(states):
+        stamp = 10**9 + k * 10**8
+        image = image_message(seq.read(k), stamp, "c", False)
+        writer.write(images, stamp, serialize_message(image))
+        msg = TrackerStatus(header=image.header, state=state, target_id="a", score=0.5)
+        writer.write(status, stamp + 10**6, serialize_message(msg))
+        shown = ["b"] if state == TrackerStatus.LOST else ["a", "b"]
+        found = [Detection2D(id=tid, bbox=box_to_bbox(boxes[tid])) for tid in shown]
+        array = Detection2DArray(header=image.header, detections=found)
+        writer.write(dets, stamp + 2 * 10**6, serialize_message(array))
+    writer.close()
+    reader = open_bag(bag)
+    try:
+        table, _ = recorded_run(reader, image_connection(reader, "image_raw"), 3)
+    finally:
+        reader.close()
+    np.testing.assert_allclose(table.boxes[0], boxes["a"])
+    assert not np.isfinite(table.boxes[1]).any()  # "b" is not the target being scored
+    np.testing.assert_allclose(table.boxes[2], boxes["a"])
+    assert table.state.tolist() == states
 
 
 def test_gui_label_loop_with_scripted_keys(bag_dir: Path, monkeypatch) -> None:

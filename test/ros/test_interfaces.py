@@ -22,8 +22,8 @@ from vision_msgs.msg import (
 
 from siam_core.tracker import TrackState
 from siam_tracker_ros.bagtypes import typestore
-from siam_tracker_ros.msg import TrackerStatus
-from siam_tracker_ros.srv import InitTarget
+from siam_tracker_ros.msg import TrackerStatus, TrackerStatusArray
+from siam_tracker_ros.srv import InitTarget, ResetTarget
 
 pytestmark = pytest.mark.ros
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "vision_msgs_rihs01.json"
@@ -118,3 +118,25 @@ def test_init_target_carries_an_image() -> None:
     assert bytes(back.image.data) == bytes(range(6))
     assert back.label == "person"
     assert InitTarget.Response(success=True, target_id="x").target_id == "x"
+
+
+def test_tracker_status_array_round_trip_rclpy_and_rosbags() -> None:
+    """The per-target status decodes with rosbags too (a recorded multi-target run)."""
+    one = TrackerStatus(state=TrackerStatus.TRACKING, target_id="left", score=0.75)
+    two = TrackerStatus(state=TrackerStatus.LOST, target_id="top", score=0.25)
+    msg = TrackerStatusArray(targets=[one, two])
+    msg.header.frame_id = "camera"
+    raw = serialize_message(msg)
+    assert deserialize_message(raw, TrackerStatusArray) == msg
+    decoded = typestore().deserialize_cdr(raw, "siam_tracker_ros/msg/TrackerStatusArray")
+    assert [(t.target_id, t.state) for t in decoded.targets] == [("left", 1), ("top", 2)]
+    assert decoded.header.frame_id == "camera"
+
+
+def test_target_ids_in_init_and_reset_requests() -> None:
+    request = InitTarget.Request(label="person", target_id="p7")
+    assert deserialize_message(serialize_message(request), InitTarget.Request).target_id == "p7"
+    assert InitTarget.Request().target_id == ""  # unset: the single-target call
+    response = ResetTarget.Response(success=True, target_ids=["a", "b"])
+    back = deserialize_message(serialize_message(response), ResetTarget.Response)
+    assert list(back.target_ids) == ["a", "b"] and ResetTarget.Request().target_id == ""

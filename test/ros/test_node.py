@@ -255,6 +255,30 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
 
 
+def test_gpu_path_parameters_reach_the_tracker(ros_context, ros_env, start_node, clip) -> None:
+    """precision:=fp16 autocasts the node's network (on this CPU a rehearsal of the GPU
+    option): its boxes are ``load_tracker(..., precision="fp16")``'s. graph_mode:=cuda_graph
+    where ``auto`` finds no GPU stops the start, naming the parameter."""
+    start_node("/fp16", "qos_reliability:=reliable", "precision:=fp16")
+    weights = str(PARITY / "weights.safetensors")
+    local = load_tracker("siamrpn_alex_dwxcorr", weights, "cpu", precision="fp16")
+    driver = Driver(ros_context, "/fp16")
+    driver.start_on(clip["frames"][0], clip["init"])
+    local.init(clip["frames"][0], clip["init"])
+    for k in range(1, 4):
+        msg = frame_msg(clip["frames"][k], k)
+        assert driver.step(msg).state == TrackerStatus.TRACKING
+        got = detection_box(driver.detections_for(msg).detections[0])
+        np.testing.assert_allclose(got, local.track(clip["frames"][k]).box, atol=1e-3)
+    if torch.cuda.is_available():
+        return
+    args = [str(BIN / "siam-tracker-node"), "--ros-args", "-p", "model:=siamrpn_alex_dwxcorr"]
+    args += ["-p", f"weights:={weights}", "-p", "graph_mode:=cuda_graph"]
+    done = subprocess.run(args, env=ros_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "graph_mode='cuda_graph'" in done.stderr and "CUDA" in done.stderr, done.stderr
+
+
 def test_bad_input_is_refused_and_the_node_keeps_serving(ros_context, start_node, clip) -> None:
     start_node("/bad")
     driver = Driver(ros_context, "/bad", reliable=False)
@@ -473,8 +497,10 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
 
 
 def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, start_node) -> None:
-    """``model`` names a SiamFC+ preset and ``weights`` an official SiamDW file: the node tracks
-    with the SiamFC family and reproduces the official boxes (SiamDW parity reference)."""
+    """``model`` names a SiamFC+ preset and ``weights`` an official SiamDW file, in long-term
+    mode with the SiamFC thresholds (``lost_threshold`` -1): the node tracks with the SiamFC
+    family and reproduces the official boxes (SiamDW parity reference) while confident, then
+    reports LOST and publishes no detection when the view is blocked (a flat gray frame)."""
     ref_dir = SHARED / "parity" / "siamdw_siamfcres22"
     if not (ref_dir / "weights.safetensors").exists() or not (SHARED / "bag.avi").exists():
         pytest.skip(f"SiamDW parity reference or bag.avi absent under {SHARED}")
@@ -485,6 +511,7 @@ def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, star
         "/siamdw",
         "model:=siamfcplus_ciresnet22_vot",
         f"weights:={ref_dir / 'weights.safetensors'}",
+        "long_term:=true",
         "qos_reliability:=reliable",
     )
     driver = Driver(ros_context, "/siamdw")
@@ -497,7 +524,11 @@ def test_node_runs_a_siamdw_model_named_by_its_model_parameter(ros_context, star
         msg = frame_msg(frames[k], k)
         status = driver.step(msg, timeout=60.0)
         assert status.state == TrackerStatus.TRACKING
-        assert status.model == "siamfcplus_ciresnet22_vot"
+        assert status.model == "siamfcplus_ciresnet22_vot+longterm"
         (detection,) = driver.detections_for(msg).detections
         got = detection_box(detection)
         np.testing.assert_allclose(got, reference["frames"][k]["bbox"], atol=0.5, err_msg=f"{k}")
+    blocked = frame_msg(np.full_like(frames[0], 128), len(frames))
+    status = driver.step(blocked, timeout=60.0)
+    assert status.state == TrackerStatus.LOST and status.score < 0.3
+    assert not driver.detections_for(blocked).detections

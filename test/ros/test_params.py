@@ -55,8 +55,15 @@ def test_node_sections_and_overrides(tmp_path: Path) -> None:
         ({"lost_threshold": -0.5}, "lost_threshold=-0.5: must be -1"),
         ({"lost_threshold": 0.9, "recover_threshold": 0.5}, "must be below recover_threshold"),
         ({"max_image_pixels": 0}, "max_image_pixels=0: must lie in"),
-        ({"backend": "tensorrt"}, "backend='tensorrt': must be one of"),
+        ({"backend": "tflite"}, "backend='tflite': must be one of"),
         ({"backend": "openvino", "device": "cuda"}, "runs on the CPU"),
+        ({"backend": "tensorrt", "device": "cpu"}, "backend tensorrt runs on CUDA"),
+        ({"precision": "fp8"}, "precision='fp8': must be one of"),
+        ({"graph_mode": "jit"}, "graph_mode='jit': must be one of"),
+        ({"graph_mode": "cuda_graph", "device": "cpu"}, "CUDA graphs need"),
+        ({"backend": "onnxruntime", "graph_mode": "compile"}, "an option of the torch backend"),
+        ({"backend": "onnxruntime", "precision": "fp16"}, "backend onnxruntime takes"),
+        ({"backend": "tensorrt", "precision": "bf16"}, "backend tensorrt takes"),
     ],
 )
 def test_bad_values_are_named(values, words) -> None:
