@@ -380,6 +380,10 @@ class OnlineConfig:
     cg_iter: int = 5
     post_init_cg_iter: int = 0
     fletcher_reeves: bool = False
+    # filter updates over every memory slot, the empty ones included, as DROL trains: the same
+    # result up to rounding, and DROL's rounding to the bit (parity test); off, an update costs
+    # only what the stored samples cost (much faster while the memory fills)
+    train_empty_slots: bool = False
     # localisation states (spec §6.9.3)
     target_not_found_threshold: float = 0.25
     distractor_threshold: float = 0.8

@@ -150,6 +150,9 @@ def build(
     tracker_device = device if backend == "torch" else "cpu"
     cfg = load_config(model) if model is not None else None
     named = cfg if cfg is not None or weights is None else read_config(weights)
+    if named is not None and named.tracker.is_siamfc and (named.online or online is not None):
+        tracker = _build_drol_siamfc(named, weights, device, long_term, backend, online)
+        return _gpu_options(tracker, *gpu)
     if named is not None and (named.tracker.is_siamfc or is_siamdw_config(named)):
         return _gpu_options(_build_siamdw(named, weights, device, long_term, backend), *gpu)
     if weights is None:
@@ -179,6 +182,31 @@ def build(
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))
+
+
+def _build_drol_siamfc(
+    cfg: Config,
+    weights: str | Path | None,
+    device: str,
+    long_term: Mapping[str, Any] | None,
+    backend: str,
+    online: Mapping[str, Any] | None,
+) -> Tracker:
+    """DROL's SiamFC tracker (the ``drol_siamfc_*`` presets), single online fields replaced by
+    ``online``'s values."""
+    from siam_core.models.siamdw_compat import load_siamdw_model
+    from siam_core.tracker.drol import DROLSiamFCTracker
+
+    if cfg.online is None:
+        raise ValueError(
+            f"online learning on a SiamFC model follows DROL's SiamFC procedure: use a "
+            f"drol_siamfc_alex_upxcorr_* preset, not '{cfg.name}' (--online wraps RPN models)"
+        )
+    if backend != "torch" or long_term is not None:
+        raise ValueError(f"'{cfg.name}' runs on the torch backend, in short-term mode only")
+    settings = cfg.online.replace(**online) if online else cfg.online
+    net = load_siamdw_model(cfg, weights)
+    return DROLSiamFCTracker(net, cfg, settings, device=device)  # type: ignore[arg-type]
 
 
 def _gpu_options(

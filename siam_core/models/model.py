@@ -102,7 +102,11 @@ class SiameseFC(nn.Module):
 
     def track(self, x: torch.Tensor, kernels: Kernels) -> torch.Tensor:
         """Response maps for search patches ``x``; several patches may share one template."""
-        feats = self.features(_check_patch(x, "search patch"))
+        return self.respond(self.features(_check_patch(x, "search patch")), kernels)
+
+    def respond(self, feats: list[torch.Tensor], kernels: Kernels) -> torch.Tensor:
+        """``track`` from the search patches' backbone maps onwards (an online classifier
+        reads the same maps)."""
         if kernels[0].shape[0] == 1 and feats[-1].shape[0] > 1:
             # one template, a batch of scales: one plain convolution, as SiamDW's Corr_Up does
             # in eval mode (``0.1 * F.conv2d(x_f, z_f)``)

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -93,13 +92,27 @@ def gauss_label(size: int, sigma: float, center: torch.Tensor) -> torch.Tensor:
     return gy.reshape(1, 1, -1, 1) * gx.reshape(1, 1, 1, -1)
 
 
+def _cmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Complex product of (..., 2) real views, rounded as DROL's ``complex.mult`` rounds it
+    (each product rounded, then one subtraction / addition); torch's complex product rounds
+    differently (one ulp on the parity clip's frame 8)."""
+    c = a[..., :1] * b
+    c[..., 0] -= a[..., 1] * b[..., 1]
+    c[..., 1] += a[..., 1] * b[..., 0]
+    return c
+
+
+def _exp_imag(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack((torch.cos(x), torch.sin(x)), -1)
+
+
 def upsample_scores(raw: torch.Tensor, output_size: int, kernel: tuple[int, int]) -> torch.Tensor:
-    """(1, 1, h, w) filter response -> (S, S) map on the crop grid, centred (see module doc)."""
+    """(1, 1, h, w) filter response -> (S, S) map on the crop grid, centred (see module doc).
+    The spectrum is handled as DROL's ``fourier`` does, as real (re, im) pairs."""
     h, w = raw.shape[-2:]
-    spec = torch.fft.rfft2(raw) / (h * w)
-    spec = spec[0, 0]
+    spec = torch.view_as_real(torch.fft.rfft2(raw))[0, 0]
     # centred rows, always odd: the Nyquist row of an even size appears at both ends
-    spec = torch.cat((spec[(h + 1) // 2 :], spec[: h // 2 + 1]), 0)
+    spec = torch.cat((spec[(h + 1) // 2 :], spec[: h // 2 + 1]), 0) / (h * w)
     rows, cols = spec.shape[0], 2 * spec.shape[1] - 1
     shift = [
         float(torch.tensor(math.pi * (1 - (k % 2) / n), dtype=torch.float32))
@@ -108,16 +121,15 @@ def upsample_scores(raw: torch.Tensor, output_size: int, kernel: tuple[int, int]
     ky = torch.arange(-((rows - 1) // 2), rows // 2 + 1, dtype=torch.float32).view(-1, 1)
     kx = torch.arange(0, cols // 2 + 1, dtype=torch.float32).view(1, -1)
     if shift[0] or shift[1]:
-        spec = spec * torch.complex(torch.cos(shift[0] * ky), torch.sin(shift[0] * ky))
-        spec = spec * torch.complex(torch.cos(shift[1] * kx), torch.sin(shift[1] * kx))
+        spec = _cmul(_cmul(spec, _exp_imag(shift[0] * ky)), _exp_imag(shift[1] * kx))
     if rows > output_size or cols > output_size:
         raise ValueError(f"score map {h}x{w} is finer than the output grid {output_size}")
     pad = output_size - rows
     top = (pad + 1) // 2 if rows % 2 == 0 else pad // 2
-    full = torch.zeros((output_size, output_size // 2 + 1), dtype=spec.dtype)
+    full = torch.zeros((output_size, output_size // 2 + 1, 2), dtype=spec.dtype)
     full[top : top + rows, : spec.shape[1]] = spec
     mid = (output_size - 1) // 2
-    full = torch.cat((full[mid:], full[:mid]), 0)
+    full = torch.view_as_complex(torch.cat((full[mid:], full[:mid]), 0))
     scores = torch.fft.irfft2(full, s=(output_size, output_size)) * float(output_size**2)
     half = (output_size + 1) // 2
     return torch.roll(scores, (-half, -half), (0, 1))
@@ -232,8 +244,11 @@ class OnlineClassifier:
         self.pos = torch.tensor([y + (h - 1) / 2, x + (w - 1) / 2], dtype=torch.float32)
         self.target_sz = torch.tensor([h, w], dtype=torch.float32)
         ctx = self.context_amount * self.target_sz.sum()
-        s_z = np.sqrt(((self.target_sz[1] + ctx) * (self.target_sz[0] + ctx)).numpy())
-        self.scale = np.float32(self.exemplar_size / s_z)
+        s_z = torch.sqrt((self.target_sz[1] + ctx) * (self.target_sz[0] + ctx))
+        # DROL's ``EXEMPLAR_SIZE / s_z`` divides an int by a float32 tensor, which torch
+        # computes as ``s_z.reciprocal() * EXEMPLAR_SIZE``: one ulp off the quotient at times,
+        # enough to change the chaotic first-frame training (parity test, frame 1)
+        self.scale = torch.reciprocal(s_z) * self.exemplar_size
         self.img_sample_sz = torch.tensor([float(s), float(s)])
 
         # augmented samples, in DROL's order of random draws
@@ -440,9 +455,10 @@ class OnlineClassifier:
         if iters <= 0:
             return
         cfg = self.cfg
-        # slots of weight 0 (memory not yet full) only add exact zeros: leave them out
+        # slots of weight 0 (memory not yet full) only add exact zeros: leave them out, unless
+        # DROL's rounding is wanted (``train_empty_slots``)
         used = torch.nonzero(self.sample_weights > 0).view(-1)
-        if used.numel() == self.sample_weights.numel():
+        if cfg.train_empty_slots or used.numel() == self.sample_weights.numel():
             samples, y, w = self.samples, self.y, self.sample_weights
         else:
             samples, y, w = self.samples[used], self.y[used], self.sample_weights[used]

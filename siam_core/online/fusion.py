@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -74,6 +75,21 @@ def normalise(conf: np.ndarray) -> np.ndarray:
     return (conf - lo) / (hi - lo)
 
 
+def normalise_sum(conf: np.ndarray) -> np.ndarray:
+    """``(x - min) / sum`` (DROL ``normalize2``, the SiamFC trackers' normalisation of their own
+    response); a flat map becomes zeros, not NaN."""
+    out = conf - conf.min()
+    total = out.sum()
+    return out / total if total > 0 else out
+
+
+def resize_linear(image: np.ndarray, size: int) -> np.ndarray:
+    """A float32 (H, W) map resized to (size, size) by OpenCV's default (bilinear): what DROL's
+    SiamFC tracker's ``cv2.resize(s, (U, U), cv2.INTER_CUBIC)`` does, since that call passes the
+    flag as the ``dst`` argument, not as ``interpolation`` (checked with OpenCV 5.0)."""
+    return cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (size, size))
+
+
 class OnlineModule:
     """One target's classifier plus its fusion with a tracker's score map; ``select`` picks
     the classifier's input out of what the tracker's backbone returns for one search."""
@@ -121,15 +137,23 @@ class OnlineModule:
         self.last, self.confidence, self.not_found_run = None, None, 0
         return time.perf_counter() - t0
 
-    def localize(self, features: Sequence[torch.Tensor] | torch.Tensor, score_size: int) -> None:
+    def localize(
+        self,
+        features: Sequence[torch.Tensor] | torch.Tensor,
+        score_size: int,
+        resize: Callable[[np.ndarray, int], np.ndarray] = resize_bicubic,
+        norm: Callable[[np.ndarray], np.ndarray] = normalise,
+    ) -> None:
         """Score one search; keeps the flag and the normalised map on the score grid (none
-        while an asynchronous first-frame training is still running)."""
+        while an asynchronous first-frame training is still running). ``resize`` and
+        ``norm`` are DROL's RPN steps by default (Pillow bicubic, min-max); its SiamFC tracker
+        uses ``resize_linear`` and ``normalise_sum``."""
         if not self.classifier.ready:
             self.last, self.confidence = None, None
             return
         loc = self.classifier.localize(self.select(features))
-        conf = resize_bicubic(loc.scores.numpy(), score_size).ravel()
-        self.last, self.confidence = loc, normalise(conf)
+        conf = resize(loc.scores.numpy(), score_size).ravel()
+        self.last, self.confidence = loc, norm(conf)
         self.not_found_run = self.not_found_run + 1 if loc.flag == NOT_FOUND else 0
 
     def fuse(self, pscore: np.ndarray) -> np.ndarray:

@@ -69,6 +69,7 @@ class _OfficialInit:
 
     round_size = staticmethod(round_half_away)
     round_origin = staticmethod(round_half_away)
+    softmax_last_axis = False  # F.softmax(score.view(2, -1), dim=0)
     official: OfficialSettings
     base_cfg: Config
     cfg: Config

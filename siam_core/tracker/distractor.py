@@ -408,7 +408,7 @@ class DistractorAwareTracker(SiamRPNTracker):
             boxes[:, 3] = np.exp(delta[3]) * anchors[3]
             pw, ph = boxes[:, 2], boxes[:, 3]
             s_c = _change(_scale(pw, ph) / _scale(w_prev * scale_z, h_prev * scale_z))
-            r_c = _change((w_prev / h_prev) / (pw / ph))
+            r_c = _change(np.float64(w_prev / h_prev) / (pw / ph))  # float64, as the official
             penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
             pscore = penalty * score * (1 - wi) + window * wi
         timings = {**sp.timings, "head": t3 - t2}

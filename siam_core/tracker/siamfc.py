@@ -42,9 +42,12 @@ this is what drives long-term mode (``siam_core.tracker.longterm``; its SiamFC t
 long-term tracker widens the search while lost); the scale pyramid, window and map centre follow
 the size, and the displacement and damping stay in units of the configured search side.
 
-Hook for online modules (DROL's ``drol_siamfc_*``): :meth:`SiamFCTracker.responses` computes
-the upsampled maps of all scales; :meth:`SiamFCTracker.adjust_response` receives the chosen
-scale's normalised map just before the cosine window is blended in and may return a fused map.
+Hooks for online modules (DROL's ``drol_siamfc_*``, ``siam_core.tracker.drol``):
+:meth:`SiamFCTracker.responses` computes the upsampled maps of all scales and keeps the
+backbone features; :meth:`SiamFCTracker.adjust_response` receives the chosen scale's normalised
+map just before the cosine window is blended in and may return a fused map. ``_search_sides``,
+``_scale_patches``, ``upsample_interpolation``, ``peak_dtype`` and ``window_dtype`` are the
+steps another official SiamFC procedure (DROL's pysot-based one) replaces.
 """
 
 from __future__ import annotations
@@ -120,14 +123,15 @@ def relative_prominence(value: float, mean: float, reference: float) -> float:
 @dataclass
 class SiamFCResponse:
     """One frame's multi-scale response: ``maps`` (U, U, n) float32 upsampled responses,
-    ``sides`` the n unrounded search sides cropped, the region searched, the search size and
-    stage timings."""
+    ``sides`` the n unrounded search sides cropped, the region searched, the search size,
+    stage timings and the backbone features the maps came from."""
 
     maps: np.ndarray
     sides: np.ndarray
     region: Box
     timings: dict[str, float]
     instance_size: int
+    features: list[torch.Tensor] | None = None  # the backbone's maps of the n patches
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,9 @@ class SiamFCTracker(Tracker):
     """
 
     name = "siamfc"
+    upsample_interpolation: int = cv2.INTER_CUBIC
+    peak_dtype: type = np.float32  # SiamDW scales its float32 maxima in place
+    window_dtype: type = np.float64
 
     def __init__(
         self,
@@ -186,7 +193,7 @@ class SiamFCTracker(Tracker):
         """The Hann window of the upsampled map for a search size, normalised to sum 1."""
         if instance_size not in self._windows:
             up = self.cfg.score_size(instance_size) * int(self.cfg.tracker.response_up)  # type: ignore[arg-type]
-            window = cosine_window(up)
+            window = cosine_window(up).astype(self.window_dtype)
             self._windows[instance_size] = window / window.sum()
         return self._windows[instance_size]
 
@@ -225,36 +232,80 @@ class SiamFCTracker(Tracker):
             raise RuntimeError(f"{self.name}: responses() called before init()")
         t = self.cfg.tracker
         inst = t.instance_size if instance_size is None else int(instance_size)
-        score_size = self.cfg.score_size(inst)
         t0 = time.perf_counter()
-        sides = self.s_x * self.scales
+        sides = self._search_sides()
         if inst != t.instance_size:
             sides = sides * (inst / t.instance_size)
-        patches, region = scale_pyramid(image, self._centre(), sides, inst, self.channel_average)
+        patches, region = self._scale_patches(image, sides, inst)
         with torch.inference_mode():
             x = self._to_batch(patches)
             t1 = time.perf_counter()
-            out = self.net.track(x, self._kernels)
-            if out.shape[-1] != score_size or out.shape[-2] != score_size:
-                raise RuntimeError(
-                    f"{self.name}: response is {tuple(out.shape[-2:])}, the config expects "
-                    f"{score_size}x{score_size} for search size {inst}"
-                )
-            maps = out.reshape(len(patches), score_size, score_size)
-            maps = maps.permute(1, 2, 0).cpu().numpy()
+            feats = self.net.features(x)
+            out = self.net.respond(feats, self._kernels)
         t2 = time.perf_counter()
+        maps_up = self.upsampled(out, inst)
+        timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
+        return SiamFCResponse(maps_up, sides, region, timings, inst, feats)
+
+    def _search_sides(self) -> np.ndarray:
+        """The n search sides of this frame at the configured search size (SiamDW: the damped
+        ``s_x`` times the scales)."""
+        return self.s_x * self.scales
+
+    def _scale_patches(
+        self, image: np.ndarray, sides: np.ndarray, instance_size: int
+    ) -> tuple[list[np.ndarray], Box]:
+        """The n search patches and the image region they cover (SiamDW's pyramid)."""
+        centre = self._centre()
+        return scale_pyramid(image, centre, sides, instance_size, self.channel_average)
+
+    def upsampled(self, out: torch.Tensor, instance_size: int | None = None) -> np.ndarray:
+        """(n, 1, S, S) responses -> (U, U, n) float32 maps upsampled ``response_up`` times."""
+        t = self.cfg.tracker
+        inst = t.instance_size if instance_size is None else int(instance_size)
+        score_size = self.cfg.score_size(inst)
+        if out.shape[-1] != score_size or out.shape[-2] != score_size:
+            raise RuntimeError(
+                f"{self.name}: response is {tuple(out.shape[-2:])}, the config expects "
+                f"{score_size}x{score_size} for search size {inst}"
+            )
+        with torch.inference_mode():
+            maps = out.reshape(out.shape[0], score_size, score_size)
+            maps = maps.permute(1, 2, 0).cpu().numpy()
         up = score_size * int(t.response_up)  # type: ignore[operator]
-        maps_up = cv2.resize(maps, (up, up), interpolation=cv2.INTER_CUBIC)
+        maps_up = cv2.resize(maps, (up, up), interpolation=self.upsample_interpolation)
         if maps_up.ndim == 2:  # one scale: OpenCV drops the channel axis
             maps_up = maps_up[:, :, None]
-        timings = {"crop": t1 - t0, "network": t2 - t1, "upsample": time.perf_counter() - t2}
-        return SiamFCResponse(maps_up, sides, region, timings, inst)
+        return maps_up
 
     def adjust_response(self, response: np.ndarray, scale: int, resp: SiamFCResponse) -> np.ndarray:
         """The chosen scale's map, ``(map - min) / sum``, just before the cosine window is
         blended in. Returns it unchanged; an online module overrides this to fuse its own
         confidence map (same shape) into it."""
         return response
+
+    def _best_scale(self, maps: np.ndarray) -> tuple[int, np.ndarray]:
+        """The scale whose maximum, times ``scale_penalty`` off-centre, is largest, and its map
+        as ``(map - min) / sum``. The product is rounded to ``peak_dtype``, as the official
+        code's dtypes do (dtype matters for ties)."""
+        peaks = (np.max(maps, axis=(0, 1)) * self.scale_penalties).astype(self.peak_dtype)
+        best = int(np.argmax(peaks))
+        response = maps[..., best]
+        response = response - response.min()
+        return best, response / response.sum()
+
+    def _windowed(
+        self,
+        response: np.ndarray,
+        window_influence: float | None = None,
+        instance_size: int | None = None,
+    ) -> np.ndarray:
+        """The map with the cosine window blended in (the config's influence and search size
+        by default)."""
+        t = self.cfg.tracker
+        wi = t.window_influence if window_influence is None else float(window_influence)
+        window = self._window(t.instance_size if instance_size is None else instance_size)
+        return (1 - wi) * response + wi * window
 
     def search(
         self,
@@ -269,16 +320,9 @@ class SiamFCTracker(Tracker):
         resp = self.responses(image, instance_size)
         t0 = time.perf_counter()
         maps = resp.maps
-        # float32 maxima scaled in place, as the official code does (dtype matters for ties)
-        peaks = np.max(maps, axis=(0, 1))
-        peaks *= self.scale_penalties
-        best = int(np.argmax(peaks))
-        response = maps[..., best]
-        response = response - response.min()
-        response = response / response.sum()
+        best, response = self._best_scale(maps)
         response = self.adjust_response(response, best, resp)
-        wi = t.window_influence if window_influence is None else float(window_influence)
-        response = (1 - wi) * response + wi * self._window(resp.instance_size)
+        response = self._windowed(response, window_influence, resp.instance_size)
         row, col = np.unravel_index(response.argmax(), response.shape)
         up = int(t.response_up)  # type: ignore[arg-type]
         centre_index = math.ceil(self.cfg.score_size(resp.instance_size) * up / 2)

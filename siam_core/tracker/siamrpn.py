@@ -268,6 +268,9 @@ class SiamRPNTracker(Tracker):
     name = "siamrpn"
     round_size: Callable[[float], int] = staticmethod(round)
     round_origin: Callable[[float], int] = staticmethod(round_half_up)
+    # pysot's softmax runs over the last axis of the (N, 2) logits, DaSiamRPN's over the first
+    # of (2, N): different CPU kernels, at times one ulp apart (DROL parity clip, frame 42)
+    softmax_last_axis: bool = True
 
     def __init__(
         self,
@@ -431,7 +434,10 @@ class SiamRPNTracker(Tracker):
         logits, or the sigmoid of SiamDW's one logit per anchor (``RPN_Up``, k channels)."""
         if cls.shape[1] == self.cfg.anchor.num:
             return torch.sigmoid(cls.reshape(-1)).cpu().numpy()
-        return torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy()
+        pairs = cls.reshape(2, -1)
+        if self.softmax_last_axis:
+            return torch.softmax(pairs.t().contiguous(), dim=1)[:, 1].cpu().numpy()
+        return torch.softmax(pairs, dim=0)[1].cpu().numpy()
 
     def _search_patch(
         self,
@@ -540,7 +546,9 @@ class SiamRPNTracker(Tracker):
             ph = np.exp(delta[3]) * anchors[3]
             w_prev, h_prev = float(self.size[0]), float(self.size[1])
             s_c = _change(_sz(pw, ph) / _sz(w_prev * scale_z, h_prev * scale_z))
-            r_c = _change((w_prev / h_prev) / (pw / ph))
+            # the ratio as a float64 scalar, as pysot's ``self.size[0] / self.size[1]``: a Python
+            # float would round r_c to float32 (NumPy 2 promotion), 1e-7 px off pysot's boxes
+            r_c = _change(np.float64(w_prev / h_prev) / (pw / ph))
             penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
             pscore = self._fuse_scores(penalty * score, expected)
             pscore = pscore * (1 - wi) + window * wi
