@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _siamrpn_data import BAG, INIT, PARITY, need, parity_alex, read_video
+from _siamrpn_data import BAG, INIT, PARITY, need
 
 from siam_core import zoo
 from siam_core.cli import export as export_cli
@@ -24,16 +24,6 @@ from siam_core.eval.runner import make_tracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 pytest.importorskip("onnxruntime", reason="onnxruntime missing: run `make setup`")
-
-
-@pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    return read_video(need(BAG))
-
-
-@pytest.fixture(scope="module")
-def alex():
-    return parity_alex()
 
 
 @pytest.fixture(scope="module")

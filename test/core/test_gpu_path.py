@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _siamrpn_data import BAG, DATA, INIT, PARITY, need, parity_alex, read_video
+from _siamrpn_data import DATA, INIT, PARITY, need
 
 from siam_core import zoo
 from siam_core.tracker import accel
@@ -33,16 +33,6 @@ from siam_core.tracker.siamrpn import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    return read_video(need(BAG))
-
-
-@pytest.fixture(scope="module")
-def alex():
-    return parity_alex()
 
 
 def crop_cases(frame: np.ndarray) -> list[tuple]:
