@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from siam_core.config import OnlineConfig
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -90,17 +92,12 @@ def _rotate(image: torch.Tensor, angle_deg: float) -> torch.Tensor:
 
 
 def build_augmentations(
-    sample_size: int,
-    relative_shifts: tuple[tuple[float, float], ...],
-    flip: bool,
-    blurs: tuple[tuple[float, float], ...],
-    rotations: tuple[float, ...],
-    random_shift_factor: float,
-    generator: torch.Generator,
+    sample_size: int, cfg: OnlineConfig, generator: torch.Generator
 ) -> list[Augmentation]:
-    """The transforms in DROL's order (identity, shifts, flip, blurs, rotations), drawing the
-    random shifts from ``generator`` in that order."""
+    """The transforms ``cfg``'s ``augment_*`` fields ask for, in DROL's order (identity, shifts,
+    flip, blurs, rotations), drawing the random shifts from ``generator`` in that order."""
     size = torch.tensor([float(sample_size)] * 2)
+    random_shift_factor = cfg.random_shift_factor
 
     def rand_shift() -> tuple[int, int]:
         if random_shift_factor <= 0:
@@ -109,13 +106,13 @@ def build_augmentations(
         return (int(r[0]), int(r[1]))
 
     out = [Augmentation("identity")]
-    for rel in relative_shifts:
+    for rel in cfg.augment_relative_shift:
         absolute = (torch.tensor(rel, dtype=torch.float32) * size / 2).long()
         out.append(Augmentation("shift", shift=(int(absolute[0]), int(absolute[1]))))
-    if flip:
+    if cfg.augment_fliplr:
         out.append(Augmentation("flip", shift=rand_shift()))
-    for sigma in blurs:
+    for sigma in cfg.augment_blur:
         out.append(Augmentation("blur", shift=rand_shift(), sigma=(sigma[0], sigma[1])))
-    for angle in rotations:
+    for angle in cfg.augment_rotate:
         out.append(Augmentation("rotate", shift=rand_shift(), angle_deg=float(angle)))
     return out

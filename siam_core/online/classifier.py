@@ -252,15 +252,7 @@ class OnlineClassifier:
         self.img_sample_sz = torch.tensor([float(s), float(s)])
 
         # augmented samples, in DROL's order of random draws
-        transforms = build_augmentations(
-            s,
-            cfg.augment_relative_shift,
-            cfg.augment_fliplr,
-            cfg.augment_blur,
-            cfg.augment_rotate,
-            cfg.random_shift_factor,
-            gen,
-        )
+        transforms = build_augmentations(s, cfg, gen)
         with torch.no_grad():
             batch = torch.cat([t(crop, s) for t in transforms])
             feats = self.extract(batch).float().contiguous()

@@ -133,15 +133,7 @@ def test_crop_to_output_moves_the_window_by_its_shift() -> None:
 def test_augmentations_follow_drols_list_and_draw_order() -> None:
     cfg = OnlineConfig()
     gen = torch.Generator().manual_seed(12)
-    augs = build_augmentations(
-        287,
-        cfg.augment_relative_shift,
-        cfg.augment_fliplr,
-        cfg.augment_blur,
-        cfg.augment_rotate,
-        cfg.random_shift_factor,
-        gen,
-    )
+    augs = build_augmentations(287, cfg, gen)
     kinds = [a.kind for a in augs]
     assert kinds == ["identity"] + ["shift"] * 4 + ["flip"] + ["blur"] * 5 + ["rotate"] * 12
     assert [a.shift for a in augs[1:5]] == [(86, 86), (-86, 86), (86, -86), (-86, -86)]
