@@ -4,6 +4,9 @@
 far) of ``penalty_k``, ``window_influence`` and ``lr`` by mean success AUC (OPE) over the
 sequences named, then optionally writes a copy of the weights with the chosen values in its
 embedded config (``--write``). Use training sequences only: never the ones you report.
+``--online`` searches the tracker as DROL's online classifier wraps it (the node's default
+mode), with DROL's ``fusion_weight`` (λ) as a fourth setting; the tracker settings chosen are
+written as above, λ is reported (it belongs to the online configuration, not the model).
 
 ``calibration``: one pass over sequences; the chosen proposal's score on frames where the box
 has IoU < 0.1 with the ground truth (lost) and IoU > 0.5 (on target), and, taking "score below
@@ -30,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from siam_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from siam_core.config import Config  # noqa: E402
+from siam_core.config import Config, OnlineConfig  # noqa: E402
 from siam_core.data.sequences import Sequence, load_sequence  # noqa: E402
 from siam_core.eval.metrics import ope_curves, ope_summary  # noqa: E402
 from siam_core.eval.runner import run_one_pass  # noqa: E402
+from siam_core.tracker.drol import online_tracker  # noqa: E402
 from siam_core.tracker.longterm import LongTermConfig  # noqa: E402
 from siam_core.tracker.siamrpn import SiamRPNTracker  # noqa: E402
 
@@ -42,6 +46,7 @@ DEFAULT_GRID = {
     "window_influence": (0.25, 0.35, 0.45, 0.55),
     "lr": (0.3, 0.45, 0.6),
 }
+ONLINE_GRID = {"fusion_weight": (0.6, 0.7, 0.9)}
 
 
 def load_sequences(paths: list[str], max_frames: int | None) -> list[Sequence]:
@@ -49,9 +54,17 @@ def load_sequences(paths: list[str], max_frames: int | None) -> list[Sequence]:
     return [s.head(max_frames) if max_frames else s for s in seqs]
 
 
-def run(model: torch.nn.Module, cfg: Config, seqs: list[Sequence]) -> list[dict]:
-    """One OPE pass per sequence: boxes, scores and per-frame IoU."""
+def run(
+    model: torch.nn.Module,
+    cfg: Config,
+    seqs: list[Sequence],
+    online: dict[str, float] | None = None,
+) -> list[dict]:
+    """One OPE pass per sequence: boxes, scores and per-frame IoU. ``online``: DROL's
+    classifier on top, with these ``OnlineConfig`` overrides (synchronous updates)."""
     tracker = SiamRPNTracker(model, cfg, device="cpu")
+    if online is not None:
+        tracker = online_tracker(tracker, online)
     out = []
     for seq in seqs:
         boxes, scores, _times = run_one_pass(tracker, seq)
@@ -67,20 +80,30 @@ def mean_auc(runs: list[dict]) -> float:
 def search(args: argparse.Namespace) -> int:
     model, cfg = load_checkpoint(args.weights)
     seqs = load_sequences(args.paths, args.max_frames)
-    grid = {k: tuple(v) for k, v in DEFAULT_GRID.items()}
+    known = {**DEFAULT_GRID, **(ONLINE_GRID if args.online else {})}
+    grid = {k: tuple(v) for k, v in known.items()}
     for item in args.grid or []:
         key, _, values = item.partition("=")
-        if key not in DEFAULT_GRID:
-            raise ValueError(f"--grid: unknown setting {key!r}; known: {list(DEFAULT_GRID)}")
-        grid[key] = tuple(float(v) for v in values.split(","))
-    best = {k: getattr(cfg.tracker, k) for k in grid}
+        if key not in known:
+            raise ValueError(f"--grid: unknown setting {key!r}; known: {list(known)}")
+        grid[key] = tuple(float(v) for v in values.split(",") if v)  # "key=": keep it fixed
+    online_base = cfg.online or OnlineConfig()
+    best = {k: getattr(online_base if k in ONLINE_GRID else cfg.tracker, k) for k in grid}
     tried: dict[tuple, float] = {}
+    per_seq: dict[tuple, dict[str, float]] = {}
+
+    def tracker_part(values: dict[str, float]) -> dict[str, float]:
+        return {k: v for k, v in values.items() if k not in ONLINE_GRID}
 
     def score(values: dict[str, float]) -> float:
         key = tuple(values[k] for k in grid)
         if key not in tried:
             t0 = time.perf_counter()
-            tried[key] = mean_auc(run(model, cfg.replace_tracker(**values), seqs))
+            online = {k: v for k, v in values.items() if k in ONLINE_GRID}
+            online = {**online, "async_update": False} if args.online else None
+            runs = run(model, cfg.replace_tracker(**tracker_part(values)), seqs, online)
+            tried[key] = mean_auc(runs)
+            per_seq[key] = {r["name"]: mean_auc([r]) for r in runs}
             print(
                 f"{values} -> AUC {tried[key]:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True
             )
@@ -95,10 +118,12 @@ def search(args: argparse.Namespace) -> int:
     report = {
         "sequences": [s.name for s in seqs],
         "max_frames": args.max_frames,
-        "start": {"settings": {k: getattr(cfg.tracker, k) for k in grid}, "auc": start},
+        "online": args.online,
+        "start": {"settings": dict(zip(grid, next(iter(tried)), strict=True)), "auc": start},
         "best": {"settings": best, "auc": score(best)},
         "tried": [
-            {"settings": dict(zip(grid, k, strict=True)), "auc": v} for k, v in tried.items()
+            {"settings": dict(zip(grid, k, strict=True)), "auc": v, "per_sequence": per_seq[k]}
+            for k, v in tried.items()
         ],
     }
     print(json.dumps({k: report[k] for k in ("start", "best")}, indent=1))
@@ -106,7 +131,7 @@ def search(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=1))
     if args.write:
         fp16 = next(iter(model.parameters())).dtype == torch.float16 or args.fp16
-        save_checkpoint(model, cfg.replace_tracker(**best), args.write, fp16=fp16)
+        save_checkpoint(model, cfg.replace_tracker(**tracker_part(best)), args.write, fp16=fp16)
         print(f"weights with the chosen settings written to {args.write}")
     return 0
 
@@ -165,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--grid", nargs="*", help="e.g. penalty_k=0.05,0.1 lr=0.3,0.5")
     s.add_argument("--write", help="copy of the weights with the best settings embedded")
     s.add_argument("--fp16", action="store_true", help="write fp16 weights")
+    s.add_argument(
+        "--online", action="store_true", help="search with DROL's online classifier on (+ λ)"
+    )
     sub.choices["calibration"].add_argument(
         "--threshold", type=float, help="LOST below this score (default: the model's)"
     )
