@@ -263,6 +263,8 @@ class OnlineClassifier:
         transforms = build_augmentations(s, cfg, gen)
         with torch.no_grad():
             batch = torch.cat([t(crop, s) for t in transforms])
+            if self._cancel.is_set():  # the backbone pass below cannot be stopped midway
+                raise Cancelled
             feats = self.extract(batch).float().contiguous()
             n_drop, p_drop = cfg.augment_dropout
             if n_drop:
@@ -536,20 +538,28 @@ class OnlineClassifier:
         with contextlib.suppress(Cancelled):
             fn(*args)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Stop this classifier's jobs: a queued one never starts, a running training is
         cancelled at its next CG iteration (a first-frame training can take seconds on a busy
         CPU, and neither shutdown, a removed target nor a new one should wait for it); queued
         samples are dropped. Its own worker thread is shut down, a shared one keeps serving
-        the other classifiers."""
+        the other classifiers.
+
+        ``wait=False`` for a classifier that is being discarded (a removed target): the call
+        returns at once and a running job ends on its own at its next check (the backbone
+        pass over the augmented first-frame crops, ~2 s on a quiet 2-core CPU with AlexNet,
+        is the longest stretch without one); the classifier must not be used again."""
         self._cancel.set()
         with self._lock:
             job, self._job = self._job, None
-        if job is not None and not job.cancel():
+            self._pending = []
+        if job is not None and not job.cancel() and wait:
             job.result()  # running: stops at its next CG iteration
         if self._executor is not None and self._own_executor:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
             self._executor = None
+        if not wait:
+            return  # cancelled for good: a job still running must keep seeing it
         with self._lock:
             self._pending = []
             self._scheduled = False

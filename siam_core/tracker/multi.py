@@ -143,26 +143,32 @@ class MultiTracker:
         try:
             target.init(image, box)
         except Exception:
-            target.reset()  # an online target's classifier may have started
+            self._discard(target)  # an online target's classifier may have started
             raise
         old = self._targets.get(target_id)
         self._targets[target_id] = target
         if old is not None:
-            old.reset()
+            self._discard(old)
+
+    def _discard(self, target: Tracker) -> None:
+        """An online target's queued or running classifier job is cancelled, not waited for
+        (``OnlineClassifier.close(wait=False)``): removing a target returns at once."""
+        inner = self._inner(target)
+        if isinstance(inner, DROLTracker):
+            inner.online.classifier.close(wait=False)
 
     def remove(self, target_id: TargetId) -> bool:
-        """Stop tracking ``target_id``; False if there was no such target. An online target's
-        queued or running classifier job is cancelled (``OnlineClassifier.close``)."""
+        """Stop tracking ``target_id``; False if there was no such target."""
         target = self._targets.pop(target_id, None)
         if target is None:
             return False
-        target.reset()
+        self._discard(target)
         return True
 
     def clear(self) -> None:
-        """Stop tracking every target (their classifier jobs cancelled)."""
+        """Stop tracking every target."""
         while self._targets:
-            self._targets.popitem()[1].reset()
+            self._discard(self._targets.popitem()[1])
 
     def close(self) -> None:
         """Forget every target and stop the shared classifier worker."""

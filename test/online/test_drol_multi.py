@@ -131,8 +131,11 @@ def test_async_targets_share_one_worker_and_removal_cancels_their_training(
         assert res[tid].box == pytest.approx(ref[tid].box)
         assert multi._targets[tid].online.last is None
     assert multi.remove("left") and queued.cancelled()
+    running = first._job
     release.set()
-    assert multi.remove("bag")  # cancels the running 1500-iteration solve
-    assert not first.ready and not second.ready and first._job is None
+    assert multi.remove("bag")  # returns at once; the running 1500-iteration solve stops
+    assert first._job is None and multi.ids == []
+    running.result(timeout=60)  # ended by the cancellation, not by 1500 iterations
+    assert not first.ready and not second.ready
     multi.close()
     assert multi._worker is None
