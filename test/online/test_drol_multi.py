@@ -139,3 +139,13 @@ def test_async_targets_share_one_worker_and_removal_cancels_their_training(
     assert not first.ready and not second.ready
     multi.close()
     assert multi._worker is None
+
+
+def test_online_is_refused_where_it_would_change_the_tracker() -> None:
+    """The node turns online on by default and falls back to the plain tracker, with a
+    warning, on this refusal: DaSiamRPN's official conventions are not pysot's procedure that
+    ``DROLTracker`` follows, so wrapping them would silently change their boxes."""
+    from siam_core.zoo import build
+
+    with pytest.raises(ValueError, match=r"online learning.*official conventions"):
+        build("dasiamrpn_vot", online={})

@@ -481,8 +481,13 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
     )
     official = tmp_path / "SiamRPNVOT.model"
     torch.save(ours_to_official(model.state_dict()), official)
+    # online:=true (the default) is not applied to the official conventions: same boxes
     start_node(
-        "/dasiam", "model:=dasiamrpn_vot", f"weights:={official}", "qos_reliability:=reliable"
+        "/dasiam",
+        "model:=dasiamrpn_vot",
+        f"weights:={official}",
+        "qos_reliability:=reliable",
+        "online:=true",
     )
     local = load_tracker("dasiamrpn_vot", str(official), "cpu")
     assert isinstance(local, OfficialSiamRPNTracker)
