@@ -110,9 +110,18 @@ class MultiTracker:
             return target.state
         return TrackState.TRACKING if target.initialized else TrackState.IDLE
 
+    def _classifier_worker(self) -> ThreadPoolExecutor | None:
+        """The worker every asynchronous classifier shares (None: each starts its own)."""
+        if self.online is None or not self.online.async_update or not self._shared_worker:
+            return None
+        if self._worker is None:
+            self._worker = background_worker()
+        return self._worker
+
     def _new_target(self) -> Tracker:
         p = self._prototype
-        kind = SiamRPNTracker if self.online is None else DROLTracker
+        online = self.online
+        kind = SiamRPNTracker if online is None else DROLTracker
         inner = kind.__new__(kind)
         # the prototype's network, device and caches; fresh per-target state
         inner.__dict__.update(p.__dict__)
@@ -121,15 +130,8 @@ class MultiTracker:
         inner._prefetched = None
         inner._shared_frame = None
         inner._buffers = {}  # a batch pass reads several targets' crops at once
-        if isinstance(inner, DROLTracker):  # a classifier of its own
-            assert self.online is not None
-            worker = None
-            if self.online.async_update and self._shared_worker:
-                if self._worker is None:
-                    self._worker = background_worker()
-                worker = self._worker
-            inner._setup_online(self.cfg, self.online, worker)
-            inner.name = self.cfg.name if self.cfg.online is not None else f"{self.cfg.name}+online"
+        if online is not None:  # a classifier of its own
+            inner._setup_online(self.cfg, online, self._classifier_worker())  # type: ignore[attr-defined]
         if self.long_term is None:
             return inner
         return LongTermTracker(inner, LongTermConfig.from_config(self.cfg, **self.long_term))
