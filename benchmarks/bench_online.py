@@ -8,7 +8,10 @@ On the same real clip (``bag.avi``), with the same network (the embedded default
 * per frame: the plain tracker and the online tracker (synchronous updates, as DROL) follow
   the clip, timed alternately frame by frame so both see the same machine load; the online
   tracker's frames are split by what the classifier did: normal (no training), routine update
-  (every ``train_skipping`` frames) and hard-negative update (immediate);
+  (every ``train_skipping`` frames) and hard-negative update (immediate); a clip may hold no
+  hard negative, so every ``--force-hard``-th frame the classifier's flag is forced to
+  ``hard_negative`` (its sample at rate 0.02 and ``hard_negative_cg_iter`` CG iterations at
+  once, DROL's rule), and those frames are reported on their own row;
 * updates alone: one filter update (``cg_iter`` CG iterations) with the memory holding the
   first-frame samples, half full and full, since the cost grows with the samples stored;
 * asynchronous mode (the ROS node's): the init and frame-path times of the online tracker
@@ -23,7 +26,7 @@ On the same real clip (``bag.avi``), with the same network (the embedded default
   classifier is ready.
 
     .venv/bin/python benchmarks/bench_online.py [--frames 120] [--threads 1] [--inits 3]
-        [--multi-frames 200] [--model NAME --weights FILE]
+        [--multi-frames 200] [--force-hard 7] [--model NAME --weights FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 
 from siam_core.io.frames import read_frames
-from siam_core.online.classifier import HARD_NEGATIVE
+from siam_core.online.classifier import HARD_NEGATIVE, Localisation
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.drol import DROLSiamFCTracker, online_tracker
 from siam_core.tracker.multi import MultiTracker
@@ -72,21 +76,34 @@ def time_inits(pairs: list[tuple[str, Tracker]], image: np.ndarray, n: int) -> d
     return inits
 
 
-def time_frames(plain: Tracker, online: Any, frames: list[np.ndarray], extra: Any = None) -> dict:
+def time_frames(
+    plain: Tracker, online: Any, frames: list[np.ndarray], force_hard: int, extra: Any = None
+) -> dict:
     """Plain and online frames timed alternately; the online ones split by what the classifier
-    did (normal, routine update, hard negative). ``extra``: a third tracker timed beside."""
+    did (normal, routine update, hard negative; every ``force_hard``-th frame's flag forced to
+    hard negative). ``extra``: a third tracker timed beside."""
     kinds: dict[str, list[float]] = {"plain": [], "normal": [], "routine": [], "hard": []}
-    kinds["extra"] = []
+    kinds["forced"], kinds["extra"] = [], []
     cls = online.online.classifier
-    for frame in frames:
+    states = cls._states
+
+    def hard(scores: torch.Tensor) -> Localisation:
+        return replace(states(scores), flag=HARD_NEGATIVE)
+
+    for k, frame in enumerate(frames, 1):
         start = time.perf_counter()
         plain.track(frame)
         kinds["plain"].append(time.perf_counter() - start)
+        forced = force_hard > 0 and k % force_hard == 0
+        cls._states = hard if forced else states
         start = time.perf_counter()
         online.track(frame)
         elapsed = time.perf_counter() - start
+        cls._states = states
         flag = online.online.last.flag if online.online.last else None
-        if flag == HARD_NEGATIVE:
+        if forced:
+            kinds["forced"].append(elapsed)
+        elif flag == HARD_NEGATIVE:
             kinds["hard"].append(elapsed)
         elif (cls.frame_num - 1) % cls.cfg.train_skipping == 0:
             kinds["routine"].append(elapsed)
@@ -114,6 +131,7 @@ def print_table(inits: dict, kinds: dict, what: str) -> None:
         ("normal", "frame, online, no update"),
         ("routine", "frame, online, routine update"),
         ("hard", "frame, online, hard negative"),
+        ("forced", "frame, online, hard neg. (forced)"),
     ):
         values = kinds[name]
         r = f"{statistics.median(values) / base:9.2f}" if values else " " * 9
@@ -179,6 +197,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--inits", type=int, default=3)
     p.add_argument("--multi-frames", type=int, default=200, help="most frames per multi row")
+    p.add_argument("--force-hard", type=int, default=7, help="force a hard negative every N frames")
     p.add_argument("--model", default=None)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     args = p.parse_args()
@@ -199,7 +218,7 @@ def main() -> None:
     start = time.perf_counter()
     asyn.init(frames[0], BAG_INIT)  # returns at once: the training runs on the worker
     inits["async"] = [time.perf_counter() - start]
-    kinds = time_frames(plain, online, frames[1:], asyn)
+    kinds = time_frames(plain, online, frames[1:], args.force_hard, asyn)
     asyn.online.classifier.wait()
     print_table(inits, kinds, f"{plain.cfg.name} (RPN)")
 
@@ -228,7 +247,7 @@ def main() -> None:
     assert isinstance(fc_online, DROLSiamFCTracker)
     fc_plain = SiamFCTracker(fc_online.model, fc_online.cfg)
     fc_inits = time_inits([("plain", fc_plain), ("online", fc_online)], frames[0], args.inits)
-    fc_kinds = time_frames(fc_plain, fc_online, frames[1:])
+    fc_kinds = time_frames(fc_plain, fc_online, frames[1:], args.force_hard)
     print_table(fc_inits, fc_kinds, "drol_siamfc_alex_upxcorr_vot (FC)")
 
 
