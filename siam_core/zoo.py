@@ -164,6 +164,12 @@ def build(
     runtime = None
     if backend != "torch" and (cfg.online is not None or online is not None):
         raise ValueError(f"backend '{backend}': online learning (DROL) runs on torch only")
+    if cfg.name in OFFICIAL and online is not None:
+        # DROLTracker follows pysot's procedure: it would drop DaSiamRPN's official conventions
+        raise ValueError(
+            f"online learning (DROL) wraps pysot-procedure RPN models, not '{cfg.name}' "
+            "(DaSiamRPN's official conventions)"
+        )
     if backend != "torch":
         if weights is None:
             raise ValueError(f"backend '{backend}' exports a trained network: name the weights")

@@ -276,8 +276,9 @@ class TrackerLogic:
         # the classifier trains on a worker thread: no frame waits for an update
         online = {"async_update": True} if params["online"] else None
         blame = "weights" if params["weights"] else "model"
-        try:
-            tracker = load_tracker(
+
+        def load(online: dict[str, Any] | None) -> Tracker:
+            return load_tracker(
                 params["model"],
                 params["weights"],
                 device,
@@ -288,6 +289,17 @@ class TrackerLogic:
                 precision=params["precision"],
                 graph_mode=params["graph_mode"],
             )
+
+        try:
+            try:
+                tracker = load(online)
+            except ValueError as exc:
+                # online is on by default: a model or backend DROL cannot wrap (an exported
+                # runtime, a SiamFC model without a drol_ preset) tracks without it, said once
+                if online is None or "online learning" not in str(exc):
+                    raise
+                self.get_logger().warning(f"online:=true not applied: {exc}")
+                tracker = load(None)
         except (ValueError, RuntimeError, OSError) as exc:
             if "threshold" in str(exc) and long_term:
                 why = _user_names(exc)

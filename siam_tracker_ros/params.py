@@ -86,7 +86,9 @@ PARAMETERS: tuple[Param, ...] = (
         -1,
         1,
     ),
-    Param("online", False, "DROL online classifier; its updates run off the frame path"),
+    Param(
+        "online", True, "DROL online classifier per target; its training runs off the frame path"
+    ),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
     Param(
         "mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)", 1, 65535

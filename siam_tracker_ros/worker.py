@@ -8,9 +8,10 @@ so an init box drawn on an older image is applied to that image.
 
 Targets: an init without an id replaces every target by one new target (the single-target
 behaviour); an init with an id adds that target, or replaces the one of that id. A plain
-SiamRPN-family tracker (long-term or not) tracks all of them in one batched network pass
-(:class:`~siam_core.tracker.multi.MultiTracker`); other families (SiamFC/SiamDW, DaSiamRPN's
-official conventions, distractor-aware, DROL online) keep one target at a time.
+SiamRPN-family tracker (long-term, online (DROL) or not) tracks all of them in one batched
+network pass (:class:`~siam_core.tracker.multi.MultiTracker`; an online target has a classifier
+of its own); other families (SiamFC/SiamDW and DROL-FC, DaSiamRPN's official conventions,
+distractor-aware) keep one target at a time.
 """
 
 from __future__ import annotations
@@ -122,19 +123,25 @@ class SoloTargets:
         self.tracker.reset()
         self._id = None
 
+    def close(self) -> None:
+        """Forget the target (``MultiTracker.close`` also stops its classifier worker)."""
+        self.clear()
+
     def track(self, image: np.ndarray) -> dict[str, TrackResult]:
         return {self._id: self.tracker.track(image)} if self.ids else {}
 
 
 def target_set(tracker: Tracker) -> Any:
     """The targets' container for ``tracker``: a ``MultiTracker`` sharing its network when it
-    is a plain SiamRPN-family tracker (long-term or not), else ``SoloTargets``."""
-    from siam_core.tracker.longterm import LongTermTracker  # torch: not needed for --help
+    is a plain SiamRPN-family tracker (long-term or not, online or not), else ``SoloTargets``."""
+    from siam_core.tracker.drol import DROLTracker  # torch: not needed for --help
+    from siam_core.tracker.longterm import LongTermTracker
     from siam_core.tracker.multi import MultiTracker
     from siam_core.tracker.siamrpn import SiamRPNTracker
 
     inner = tracker.tracker if isinstance(tracker, LongTermTracker) else tracker
-    if type(inner) is not SiamRPNTracker:  # subclasses keep state or rules of their own
+    # other subclasses keep state or rules of their own; DROL's is per target in MultiTracker
+    if type(inner) not in (SiamRPNTracker, DROLTracker):
         return SoloTargets(tracker)
     long_term = asdict(tracker.config) if isinstance(tracker, LongTermTracker) else None
     return MultiTracker.from_tracker(inner, long_term)
@@ -212,7 +219,7 @@ class TrackingWorker:
     def replace_tracker(self, tracker: Tracker) -> None:
         """Serve with ``tracker`` from the next frame; every target is dropped."""
         with self._tracker_lock:
-            self._set.clear()
+            self._set.close()
             self.tracker.reset()
             self.tracker = tracker
             self._set = target_set(tracker)
@@ -283,7 +290,7 @@ class TrackingWorker:
             if self.capacity < self.max_targets:
                 raise ValueError(
                     f"{self.tracker.name} tracks one target at a time (several targets need "
-                    "a SiamRPN-family model without online or distractor-aware tracking); "
+                    "a SiamRPN-family model without distractor-aware tracking); "
                     f"reset {next(iter(self._meta))!r} first, or init without a target_id to "
                     "replace it"
                 )

@@ -51,7 +51,10 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
-def _background_executor() -> ThreadPoolExecutor:
+def background_worker() -> ThreadPoolExecutor:
+    """One thread at the lowest CPU priority for classifier jobs. Several classifiers (the
+    targets of a ``MultiTracker``) may share it: their first-frame trainings and filter updates
+    then run one after another, in the order asked for, on one core's worth of spare CPU."""
     return ThreadPoolExecutor(1, thread_name_prefix="drol-update", initializer=_lower_priority)
 
 
@@ -168,7 +171,10 @@ class OnlineClassifier:
         exemplar_size: int,
         context_amount: float,
         extract: Callable[[torch.Tensor], torch.Tensor],
+        worker: ThreadPoolExecutor | None = None,
     ) -> None:
+        """``worker``: a shared ``background_worker`` for the asynchronous jobs (not shut
+        down by :meth:`close`); without one the classifier starts its own when needed."""
         self.cfg = cfg
         self.sample_size = int(sample_size)
         self.exemplar_size = exemplar_size
@@ -179,8 +185,10 @@ class OnlineClassifier:
         self.projection_act = activation(cfg.projection_activation)
         self.attention_act = activation(cfg.attention_activation)
         self._lock = threading.Lock()  # guards the filter swap and the pending samples
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = worker
+        self._own_executor = worker is None
         self._job: Future | None = None
+        self._scheduled = False  # an update job is queued or running and will read _pending
         self._ready = threading.Event()
         self._cancel = threading.Event()  # set by close(): the running solve stops early
         self._pending: list[tuple[torch.Tensor | None, torch.Tensor | None, float, int]] = []
@@ -227,8 +235,8 @@ class OnlineClassifier:
         if not self.cfg.async_update:
             self._initialize(crop, box)
             return
-        self._executor = _background_executor()
-        self._job = self._executor.submit(self._cancellable, self._initialize, crop, box)
+        with self._lock:
+            self._job = self._submit(self._initialize, crop, box)
 
     @property
     def ready(self) -> bool:
@@ -255,6 +263,8 @@ class OnlineClassifier:
         transforms = build_augmentations(s, cfg, gen)
         with torch.no_grad():
             batch = torch.cat([t(crop, s) for t in transforms])
+            if self._cancel.is_set():  # the backbone pass below cannot be stopped midway
+                raise Cancelled
             feats = self.extract(batch).float().contiguous()
             n_drop, p_drop = cfg.augment_dropout
             if n_drop:
@@ -470,40 +480,57 @@ class OnlineClassifier:
 
     # -- asynchronous updates ----------------------------------------------------------------
 
+    def _submit(self, fn: Callable[..., None], *args: object) -> Future:
+        """Queue ``fn`` on the worker (the lock held)."""
+        if self._executor is None:
+            self._executor = background_worker()
+        return self._executor.submit(self._cancellable, fn, *args)
+
     def _queue(self, sample: tuple | None, iters: int) -> bool:
-        """Hand the sample and the training to the worker; training requests made while it is
-        busy are merged into its next run, so frames never wait for the optimiser."""
+        """Hand the sample and the training to the worker; training requests made while a job
+        is queued or running are merged into its next run, so frames never wait for the
+        optimiser."""
         with self._lock:
             if sample is not None:
                 self._pending.append((*sample, iters))
             elif iters:
                 self._pending.append((None, None, 0.0, iters))
-            busy = self._job is not None and not self._job.done()
-            if busy or not any(p[3] for p in self._pending):
+            if self._scheduled or not any(p[3] for p in self._pending):
                 return bool(iters)
-            if self._executor is None:
-                self._executor = _background_executor()
-            self._job = self._executor.submit(self._cancellable, self._worker)
+            self._scheduled = True
+            self._job = self._submit(self._update)
         return True
 
-    def _worker(self) -> None:
+    def _update(self) -> None:
+        """One update job: store the samples waiting and train once; samples that arrive
+        meanwhile are stored too. A training request that arrived meanwhile goes to the back
+        of the worker's queue as a new job, so on a shared worker one target's updates cannot
+        starve another target's training."""
+        trained = False
         while True:
             with self._lock:
+                if trained and any(p[3] for p in self._pending) and not self._cancel.is_set():
+                    self._job = self._submit(self._update)
+                    return
                 pending, self._pending = self._pending, []
-            if not pending:
-                return
+                if not pending:
+                    self._scheduled = False
+                    return
             iters = 0
             for x, label, rate, it in pending:
                 if x is not None:
                     self._store(x, label, rate)
                 iters = max(iters, it)
-            self._train_filter(iters)
+            self._train_filter(iters)  # 0 after the first round: returns at once
+            trained = True
 
     def wait(self) -> None:
-        """Block until a running asynchronous update has finished (tests, shutdown)."""
-        job = self._job
-        if job is not None:
+        """Block until this classifier's asynchronous jobs have finished, a follow-up job it
+        queued included (tests, shutdown)."""
+        while (job := self._job) is not None:
             job.result()
+            if self._job is job:
+                return
 
     @staticmethod
     def _cancellable(fn: Callable[..., None], *args: object) -> None:
@@ -511,16 +538,29 @@ class OnlineClassifier:
         with contextlib.suppress(Cancelled):
             fn(*args)
 
-    def close(self) -> None:
-        """Stop the worker thread: a running training is cancelled at its next CG iteration
-        (a first-frame training can take seconds on a busy CPU, and neither shutdown nor a new
-        target should wait for it); queued samples are dropped."""
-        if self._executor is not None:
-            self._cancel.set()
-            self.wait()
-            self._executor.shutdown(wait=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop this classifier's jobs: a queued one never starts, a running training is
+        cancelled at its next CG iteration (a first-frame training can take seconds on a busy
+        CPU, and neither shutdown, a removed target nor a new one should wait for it); queued
+        samples are dropped. Its own worker thread is shut down, a shared one keeps serving
+        the other classifiers.
+
+        ``wait=False`` for a classifier that is being discarded (a removed target): the call
+        returns at once and a running job ends on its own at its next check (the backbone
+        pass over the augmented first-frame crops, ~2 s on a quiet 2-core CPU with AlexNet,
+        is the longest stretch without one); the classifier must not be used again."""
+        self._cancel.set()
+        with self._lock:
+            job, self._job = self._job, None
+            self._pending = []
+        if job is not None and not job.cancel() and wait:
+            job.result()  # running: stops at its next CG iteration
+        if self._executor is not None and self._own_executor:
+            self._executor.shutdown(wait=wait)
             self._executor = None
-            self._job = None
-            self._cancel.clear()
+        if not wait:
+            return  # cancelled for good: a job still running must keep seeing it
         with self._lock:
             self._pending = []
+            self._scheduled = False
+        self._cancel.clear()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from siam_core.online.fusion import OnlineModule, normalise_sum, resize_linear
 from siam_core.tracker.base import Box, TrackResult, TrackState
 from siam_core.tracker.siamfc import SiamFCResponse, SiamFCTracker, relative_prominence
 from siam_core.tracker.siamrpn import (
+    SearchPatch,
     SearchResult,
     SiamRPNTracker,
     build_tracker,
@@ -84,13 +86,16 @@ class _OnlineParts:
     _frame: int
     _frame_side: float
 
-    def _setup_online(self, cfg: Config, online: OnlineConfig) -> None:
-        """The classifier for ``cfg``'s search and exemplar sizes, and empty DROL state."""
+    def _setup_online(
+        self, cfg: Config, online: OnlineConfig, worker: ThreadPoolExecutor | None = None
+    ) -> None:
+        """The classifier for ``cfg``'s search and exemplar sizes, and empty DROL state;
+        ``worker``: a background worker shared with other targets' classifiers."""
         self.online_cfg = online
         t = cfg.tracker
         self.online = OnlineModule(
             OnlineClassifier(
-                online, t.instance_size, t.exemplar_size, t.context_amount, self._features
+                online, t.instance_size, t.exemplar_size, t.context_amount, self._features, worker
             )
         )
         self._kernels_st = None
@@ -205,25 +210,17 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
     def _fuse_scores(self, pscore: np.ndarray, score_size: int) -> np.ndarray:
         return self.online.fuse(pscore)
 
-    def search(
-        self,
-        image: np.ndarray,
-        instance_size: int | None = None,
-        window_influence: float | None = None,
-    ) -> SearchResult:
-        """Search with the classifier's map fused in (z_1 only; ``_track`` adds z_s)."""
+    def _score_features(self, sp: SearchPatch) -> None:
+        """The classifier scores this search's features; ``_fuse_scores`` blends its map in
+        (z_1's search; ``_track`` adds z_s's on the same features)."""
         # DROL crops z_s with this frame's context side, taken before the state changes
         self._frame_side = self._context_side()
-        sp = self._search_patch(image, instance_size, window_influence)
         t0 = time.perf_counter()
         # the classifier runs on the CPU whatever the network's device
         features = [f.detach().float().cpu() for f in sp.features]
         self.online.localize(features, self.cfg.score_size(sp.size))
-        online_s = time.perf_counter() - t0
         self._last_patch = sp
-        res = self._search_with(self._kernels, sp)
-        res.timings["online"] = online_s
-        return res
+        sp.timings["online"] = time.perf_counter() - t0
 
     def _track(self, image: np.ndarray) -> TrackResult:
         oc = self.online_cfg

@@ -8,6 +8,12 @@ per group with the targets' kernels stacked, and each target's outputs are hande
 tracker (``SiamRPNTracker.prefetch``). Its ``track`` then runs unchanged: the selection,
 smoothing, clipping and long-term logic are the single-target code, not a copy.
 
+With ``online`` every target is a ``DROLTracker`` with a classifier of its own (memory, filter,
+states): its slice of the batched features goes to its classifier through the tracker's own
+hook (``_score_features``) before its own ``select`` fuses the map in, so a target follows the
+track it would follow alone. Asynchronous classifiers share one low-priority worker thread,
+which runs every target's first-frame training and updates in the order they were asked for.
+
 Distractor-aware trackers re-rank with per-target template sets and run on their own. With
 device crops (the GPU path) the frame is uploaded once per frame for all targets, and each
 target's crop is cut from it on the device.
@@ -17,16 +23,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from siam_core.config import Config
+from siam_core.config import Config, OnlineConfig
 from siam_core.models.model import SiameseRPN
+from siam_core.online.classifier import background_worker
 from siam_core.tracker.base import Tracker, TrackResult, TrackState, check_image
 from siam_core.tracker.distractor import DistractorAwareTracker
+from siam_core.tracker.drol import DROLTracker
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
 from siam_core.tracker.siamrpn import SearchPatch, SiamRPNTracker
 
@@ -38,6 +47,9 @@ class MultiTracker:
 
     ``long_term`` (a mapping, possibly empty) wraps every target in the long-term state
     machine with the config's settings and the mapping's overrides, as ``zoo.load_tracker``.
+    ``online`` gives every target DROL's online classifier with these settings;
+    ``shared_worker=False`` gives each asynchronous classifier a worker thread of its own
+    instead of the one shared by all (measured in ``benchmarks/bench_online.py``).
     """
 
     def __init__(
@@ -47,26 +59,42 @@ class MultiTracker:
         device: str | torch.device = "cpu",
         long_term: Mapping[str, Any] | None = None,
         runtime: Any = None,
+        online: OnlineConfig | None = None,
+        shared_worker: bool = True,
         **gpu: Any,
     ) -> None:
         """``gpu``: ``SiamRPNTracker``'s GPU-path options (precision, graph_mode, device_crops)."""
         prototype = SiamRPNTracker(model, cfg, device=device, runtime=runtime, **gpu)
-        self._share(prototype, long_term)
+        self._share(prototype, long_term, online, shared_worker)
 
     @classmethod
     def from_tracker(
-        cls, tracker: SiamRPNTracker, long_term: Mapping[str, Any] | None = None
+        cls,
+        tracker: SiamRPNTracker,
+        long_term: Mapping[str, Any] | None = None,
+        shared_worker: bool = True,
     ) -> MultiTracker:
-        """A multi-target tracker sharing ``tracker``'s (already optimised) network."""
+        """A multi-target tracker sharing ``tracker``'s (already optimised) network; a
+        ``DROLTracker`` gives every target a classifier with its settings."""
         multi = cls.__new__(cls)
-        multi._share(tracker, long_term)
+        online = tracker.online_cfg if isinstance(tracker, DROLTracker) else None
+        multi._share(tracker, long_term, online, shared_worker)
         return multi
 
-    def _share(self, prototype: SiamRPNTracker, long_term: Mapping[str, Any] | None) -> None:
+    def _share(
+        self,
+        prototype: SiamRPNTracker,
+        long_term: Mapping[str, Any] | None,
+        online: OnlineConfig | None,
+        shared_worker: bool,
+    ) -> None:
         self._prototype = prototype
         self.cfg = prototype.cfg
         self.name = f"{prototype.cfg.name}+multi"
         self.long_term = dict(long_term) if long_term is not None else None
+        self.online = online
+        self._shared_worker = shared_worker
+        self._worker: ThreadPoolExecutor | None = None
         self._targets: dict[TargetId, Tracker] = {}
 
     @property
@@ -82,9 +110,19 @@ class MultiTracker:
             return target.state
         return TrackState.TRACKING if target.initialized else TrackState.IDLE
 
+    def _classifier_worker(self) -> ThreadPoolExecutor | None:
+        """The worker every asynchronous classifier shares (None: each starts its own)."""
+        if self.online is None or not self.online.async_update or not self._shared_worker:
+            return None
+        if self._worker is None:
+            self._worker = background_worker()
+        return self._worker
+
     def _new_target(self) -> Tracker:
         p = self._prototype
-        inner = SiamRPNTracker.__new__(SiamRPNTracker)
+        online = self.online
+        kind = SiamRPNTracker if online is None else DROLTracker
+        inner = kind.__new__(kind)
         # the prototype's network, device and caches; fresh per-target state
         inner.__dict__.update(p.__dict__)
         inner._initialized = False
@@ -92,6 +130,8 @@ class MultiTracker:
         inner._prefetched = None
         inner._shared_frame = None
         inner._buffers = {}  # a batch pass reads several targets' crops at once
+        if online is not None:  # a classifier of its own
+            inner._setup_online(self.cfg, online, self._classifier_worker())  # type: ignore[attr-defined]
         if self.long_term is None:
             return inner
         return LongTermTracker(inner, LongTermConfig.from_config(self.cfg, **self.long_term))
@@ -102,15 +142,42 @@ class MultiTracker:
         A failed init (bad box) raises and leaves every existing target as it was.
         """
         target = self._new_target()
-        target.init(image, box)
+        try:
+            target.init(image, box)
+        except Exception:
+            self._discard(target)  # an online target's classifier may have started
+            raise
+        old = self._targets.get(target_id)
         self._targets[target_id] = target
+        if old is not None:
+            self._discard(old)
+
+    def _discard(self, target: Tracker) -> None:
+        """An online target's queued or running classifier job is cancelled, not waited for
+        (``OnlineClassifier.close(wait=False)``): removing a target returns at once."""
+        inner = self._inner(target)
+        if isinstance(inner, DROLTracker):
+            inner.online.classifier.close(wait=False)
 
     def remove(self, target_id: TargetId) -> bool:
         """Stop tracking ``target_id``; False if there was no such target."""
-        return self._targets.pop(target_id, None) is not None
+        target = self._targets.pop(target_id, None)
+        if target is None:
+            return False
+        self._discard(target)
+        return True
 
     def clear(self) -> None:
-        self._targets.clear()
+        """Stop tracking every target."""
+        while self._targets:
+            self._discard(self._targets.popitem()[1])
+
+    def close(self) -> None:
+        """Forget every target and stop the shared classifier worker."""
+        self.clear()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def configure_long_term(self, config: LongTermConfig) -> None:
         """New long-term settings (e.g. thresholds changed live) for every long-term target
@@ -163,9 +230,11 @@ class MultiTracker:
                 cls, loc = net.rpn_head.track(kernels, feats)
                 self._prototype._sync()
             share = (time.perf_counter() - t0) / len(members)
-            for row, (_, target, plan, sp) in enumerate(members):
+            for row, (_, target, plan, crop) in enumerate(members):
                 inner = self._inner(target)
-                sp.timings["network"] = share
+                crop.timings["network"] = share
+                sp = replace(crop, features=[f[row : row + 1] for f in feats])
+                inner._score_features(sp)  # an online target's classifier scores its slice
                 res = inner.select(cls[row : row + 1], loc[row : row + 1], sp)
                 inner.prefetch(frame, res, plan[0], plan[1])
         return {tid: target.track(frame) for tid, target in self._targets.items()}

@@ -497,9 +497,14 @@ class SiamRPNTracker(Tracker):
         pre, self._prefetched = self._prefetched, None
         if pre is not None and pre[0] == (id(image), instance_size, window_influence):
             return pre[1]
-        return self._search_with(
-            self._kernels, self._search_patch(image, instance_size, window_influence)
-        )
+        sp = self._search_patch(image, instance_size, window_influence)
+        self._score_features(sp)
+        return self._search_with(self._kernels, sp)
+
+    def _score_features(self, sp: SearchPatch) -> None:
+        """Hook on one search's backbone features (batch 1) before its head outputs are
+        selected, whether this tracker ran the backbone or a batched pass did
+        (``MultiTracker``): DROL's classifier scores them here for ``_fuse_scores``."""
 
     def _fuse_scores(self, pscore: np.ndarray, score_size: int) -> np.ndarray:
         """Hook between the shape penalty and the cosine window (anchor-major (A·S·S,)

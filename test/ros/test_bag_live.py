@@ -62,6 +62,7 @@ def test_live_run_recorded_without_loss_then_scored_and_replayed(
     for param in (
         "model:=siamrpn_alex_dwxcorr",
         f"weights:={PARITY}",
+        "online:=false",  # the replay is compared with the plain tracker
         "torch_threads:=1",
         "qos_reliability:=reliable",
         "qos_depth:=10",

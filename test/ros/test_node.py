@@ -232,9 +232,10 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
     ros_context, ros_env, start_node, clip, tmp_path
 ) -> None:
     """backend:=onnxruntime: the node exports the graphs on first use (into its cache) and
-    gives pysot's boxes, as the PyTorch backend does."""
+    gives pysot's boxes, as the PyTorch backend does. online:=true (the default) cannot wrap
+    an exported runtime: the node says so and tracks without the classifier."""
     ros_env["SIAM_TRACKER_CACHE"] = str(tmp_path / "cache")
-    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime")
+    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime", "online:=true")
     driver = Driver(ros_context, "/onnx")
     driver.wait_ready(timeout=120.0)
     first = frame_msg(clip["frames"][0], 0)
@@ -253,6 +254,7 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
         ]
         np.testing.assert_allclose(got, clip["reference"][k]["bbox"], atol=0.5, err_msg=f"{k}")
     assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
+    assert "online" not in driver.status[-1].model
 
 
 def test_gpu_path_parameters_reach_the_tracker(ros_context, ros_env, start_node, clip) -> None:
@@ -479,8 +481,13 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
     )
     official = tmp_path / "SiamRPNVOT.model"
     torch.save(ours_to_official(model.state_dict()), official)
+    # online:=true (the default) is not applied to the official conventions: same boxes
     start_node(
-        "/dasiam", "model:=dasiamrpn_vot", f"weights:={official}", "qos_reliability:=reliable"
+        "/dasiam",
+        "model:=dasiamrpn_vot",
+        f"weights:={official}",
+        "qos_reliability:=reliable",
+        "online:=true",
     )
     local = load_tracker("dasiamrpn_vot", str(official), "cpu")
     assert isinstance(local, OfficialSiamRPNTracker)
