@@ -115,6 +115,9 @@ class TrackerConfig:
     confidence_low: float | None = None
     confidence_high: float | None = None
     lost_window_influence: float | None = None
+    # this model's λ (Eq. 5) when DROL's classifier is added to it (``--online``, the node's
+    # default); None: the paper's. A preset's ``online:`` section and explicit overrides win.
+    online_fusion_weight: float | None = None
     scale_num: int | None = None
     scale_step: float | None = None
     scale_penalty: float | None = None
@@ -153,7 +156,12 @@ class TrackerConfig:
             )
         if lost is not None and lost > MAX_INPUT_SIDE:
             raise ValueError(f"tracker.lost_instance_size must be <= {MAX_INPUT_SIDE}, got {lost}")
-        for name in ("confidence_low", "confidence_high", "lost_window_influence"):
+        for name in (
+            "confidence_low",
+            "confidence_high",
+            "lost_window_influence",
+            "online_fusion_weight",
+        ):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)
         if (
@@ -235,6 +243,14 @@ class Config:
     tracker: TrackerConfig
     source: str = ""
     online: OnlineConfig | None = None  # DROL's online classifier (section ``online:``)
+
+    def online_settings(self) -> OnlineConfig:
+        """DROL's settings for this model: its ``online:`` section (the presets), else the
+        paper's with the model's tuned λ (``tracker.online_fusion_weight``) if it has one."""
+        if self.online is not None:
+            return self.online
+        weight = self.tracker.online_fusion_weight
+        return OnlineConfig() if weight is None else OnlineConfig(fusion_weight=weight)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:

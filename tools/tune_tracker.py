@@ -5,13 +5,13 @@ far) of ``penalty_k``, ``window_influence`` and ``lr`` by mean success AUC (OPE)
 sequences named, then optionally writes a copy of the weights with the chosen values in its
 embedded config (``--write``). Use training sequences only: never the ones you report.
 ``--online`` searches the tracker as DROL's online classifier wraps it (the node's default
-mode), with DROL's ``fusion_weight`` (λ) as a fourth setting; the tracker settings chosen are
-written as above, λ is reported (it belongs to the online configuration, not the model).
+mode), with DROL's ``fusion_weight`` (λ) as a fourth setting; ``--write`` embeds λ as the
+model's ``tracker.online_fusion_weight``, which the classifier takes when added to it.
 
-``calibration``: one pass over sequences; the chosen proposal's score on frames where the box
-has IoU < 0.1 with the ground truth (lost) and IoU > 0.5 (on target), and, taking "score below
-the long-term enter threshold" (the model's, else the paper's 0.8) as the LOST report, its
-precision and recall against IoU < 0.1.
+``calibration`` (``--online``: as the node tracks by default): one pass over sequences; the
+chosen proposal's score on frames where the box has IoU < 0.1 with the ground truth (lost) and
+IoU > 0.5 (on target), and, taking "score below the long-term enter threshold" (the model's,
+else the paper's 0.8) as the LOST report, its precision and recall against IoU < 0.1.
 
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
@@ -87,7 +87,7 @@ def search(args: argparse.Namespace) -> int:
         if key not in known:
             raise ValueError(f"--grid: unknown setting {key!r}; known: {list(known)}")
         grid[key] = tuple(float(v) for v in values.split(",") if v)  # "key=": keep it fixed
-    online_base = cfg.online or OnlineConfig()
+    online_base = cfg.online_settings()
     best = {k: getattr(online_base if k in ONLINE_GRID else cfg.tracker, k) for k in grid}
     tried: dict[tuple, float] = {}
     per_seq: dict[tuple, dict[str, float]] = {}
@@ -131,7 +131,10 @@ def search(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=1))
     if args.write:
         fp16 = next(iter(model.parameters())).dtype == torch.float16 or args.fp16
-        save_checkpoint(model, cfg.replace_tracker(**tracker_part(best)), args.write, fp16=fp16)
+        chosen = tracker_part(best)
+        if args.online:  # the model's λ for when the classifier is added to it
+            chosen["online_fusion_weight"] = best["fusion_weight"]
+        save_checkpoint(model, cfg.replace_tracker(**chosen), args.write, fp16=fp16)
         print(f"weights with the chosen settings written to {args.write}")
     return 0
 
@@ -143,7 +146,9 @@ def calibration(args: argparse.Namespace) -> int:
     if threshold is None:
         threshold = LongTermConfig.from_config(cfg).enter_threshold
     scores, ious, names = [], [], []
-    for r in run(model, cfg, seqs):
+    online = {**dict(args.online_set or []), "async_update": False} if args.online else None
+    runs = run(model, cfg, seqs, online)
+    for r in runs:
         s, iou = r["scores"][1:], r["curves"].ious[1:]
         keep = iou >= 0  # frames with a ground-truth box (absent ones were dropped already)
         if len(iou) == len(s):
@@ -170,11 +175,22 @@ def calibration(args: argparse.Namespace) -> int:
         "lost_precision": hit / max(1, int(report_lost.sum())),
         "lost_recall": hit / max(1, int(lost.sum())),
         "reported_lost": int(report_lost.sum()),
+        "online": online,
+        "auc": mean_auc(runs),
+        "precision20": float(ope_summary([r["curves"] for r in runs])["precision"]),
+        "per_sequence_auc": {r["name"]: mean_auc([r]) for r in runs},
     }
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def _online_field(item: str) -> tuple[str, float]:
+    key, _, value = item.partition("=")
+    if key not in OnlineConfig.__dataclass_fields__:
+        raise argparse.ArgumentTypeError(f"unknown online field {key!r}")
+    return key, float(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--paths", nargs="+", required=True, help="sequence folders/files")
         p.add_argument("--max-frames", type=int, help="first N frames of each sequence")
         p.add_argument("--json", help="write the report here")
+        p.add_argument(
+            "--online", action="store_true", help="with DROL's online classifier (search: + λ)"
+        )
     s = sub.choices["search"]
     s.add_argument("--grid", nargs="*", help="e.g. penalty_k=0.05,0.1 lr=0.3,0.5")
     s.add_argument("--write", help="copy of the weights with the best settings embedded")
     s.add_argument("--fp16", action="store_true", help="write fp16 weights")
-    s.add_argument(
-        "--online", action="store_true", help="search with DROL's online classifier on (+ λ)"
-    )
-    sub.choices["calibration"].add_argument(
-        "--threshold", type=float, help="LOST below this score (default: the model's)"
+    c = sub.choices["calibration"]
+    c.add_argument("--threshold", type=float, help="LOST below this score (default: the model's)")
+    c.add_argument(
+        "--online-set",
+        nargs="*",
+        type=_online_field,
+        help="with --online: OnlineConfig fields, e.g. fusion_weight=0.6",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

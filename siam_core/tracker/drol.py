@@ -197,7 +197,7 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
         optimize: bool = True,
     ) -> None:
         super().__init__(model, cfg, device=device, optimize=optimize)
-        self._setup_online(cfg, online or cfg.online or OnlineConfig())
+        self._setup_online(cfg, online or cfg.online_settings())
         self.name = f"{cfg.name}+online" if cfg.online is None else cfg.name
 
     def _template_kernels(self, patch: np.ndarray) -> Kernels:
@@ -423,13 +423,14 @@ def _corner(c: tuple[float, float, float, float]) -> Box:
 
 def online_tracker(tracker: SiamRPNTracker, overrides: dict[str, Any] | None = None) -> DROLTracker:
     """The same model and config with the online classifier: the config's ``online``
-    section, or the paper's RPN settings, single fields replaced by ``overrides``."""
+    section, or the paper's RPN settings with the model's tuned λ
+    (``tracker.online_fusion_weight``) if it has one, single fields replaced by ``overrides``."""
     if isinstance(tracker, DROLTracker):
         if not overrides:
             return tracker
         base = tracker.online_cfg
     else:
-        base = tracker.cfg.online or OnlineConfig()
+        base = tracker.cfg.online_settings()
     online = base.replace(**overrides) if overrides else base
     return DROLTracker(tracker.model, tracker.cfg, online, device=tracker.device)
 

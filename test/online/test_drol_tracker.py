@@ -4,6 +4,7 @@ long-term integration and the command lines."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -16,12 +17,11 @@ import torch
 from siam_core.checkpoint import load_checkpoint
 from siam_core.cli import eval as eval_cli
 from siam_core.cli import track as track_cli
-from siam_core.config import OnlineConfig, load_config
+from siam_core.config import Config, OnlineConfig, load_config
 from siam_core.data.sequences import load_sequence
 from siam_core.eval.runner import make_tracker
 from siam_core.io.frames import read_frames
 from siam_core.online.classifier import NOT_FOUND
-from siam_core.tracker import drol
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.drol import DROLTracker, build_drol_tracker, online_tracker
 from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
@@ -352,7 +352,7 @@ def test_builders_cli_and_eval_spec(
     assert isinstance(make_tracker(spec), DROLTracker)
     assert eval_cli._trackers([spec]) == {"default+online": spec}
     # the flag's plumbing, with cheap settings in place of the paper's (their cost is below)
-    monkeypatch.setattr(drol, "OnlineConfig", lambda: OnlineConfig.from_dict(QUICK))
+    monkeypatch.setattr(Config, "online_settings", lambda self: OnlineConfig.from_dict(QUICK))
     clip = tmp_path / "clip"
     clip.mkdir()
     for i, frame in enumerate(read_video(BAG, 3)):
@@ -365,3 +365,47 @@ def test_builders_cli_and_eval_spec(
     doc = json.loads(out.read_text())
     assert len(doc["frames"]) == 3 and doc["frames"][2]["state"] == "TRACKING"
     assert OnlineConfig().fusion_weight == 0.8
+
+
+def test_the_models_tuned_fusion_weight_is_used_unless_a_preset_or_override_says_otherwise(
+    default_plain: SiamRPNTracker,
+) -> None:
+    """``tracker.online_fusion_weight`` (tools/tune_tracker.py search --online --write) is the
+    λ a model gets when the classifier is added to it; a preset's own ``online:`` section and
+    explicit overrides come first, and a model without it gets the paper's 0.8."""
+    tuned = default_plain.cfg.replace_tracker(online_fusion_weight=0.55)
+    plain = SiamRPNTracker(default_plain.model, tuned)
+    assert online_tracker(plain).online_cfg.fusion_weight == 0.55
+    assert DROLTracker(plain.model, tuned).online_cfg.fusion_weight == 0.55
+    assert online_tracker(plain, {"fusion_weight": 0.7}).online_cfg.fusion_weight == 0.7
+    untuned = default_plain.cfg.replace_tracker(online_fusion_weight=None)
+    assert untuned.online_settings() == OnlineConfig()
+    preset = load_config("drol_siamfc_alex_upxcorr_vot")  # DROL's λ for FC: 0.6
+    assert preset.replace_tracker(online_fusion_weight=0.9).online_settings() == preset.online
+    with pytest.raises(ValueError, match="online_fusion_weight"):
+        default_plain.cfg.replace_tracker(online_fusion_weight=1.5)
+
+
+def test_tune_tracker_online_search_embeds_the_chosen_fusion_weight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tools/tune_tracker.py search --online`` runs the trackers with the classifier and
+    writes the best λ into the model's config (cheap classifier settings: plumbing only)."""
+    seq = DATA / "train_extra" / "kcfdp_Girl"
+    if not seq.is_dir():
+        pytest.skip(f"no training sequence at {seq}")
+    spec = importlib.util.spec_from_file_location("tune", REPO / "tools" / "tune_tracker.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    monkeypatch.setattr(Config, "online_settings", lambda self: OnlineConfig.from_dict(QUICK))
+    out, report = tmp_path / "tuned.safetensors", tmp_path / "tune.json"
+    grid = ["penalty_k=", "window_influence=", "lr=", "fusion_weight=0.3"]
+    args = ["search", str(DEFAULT_WEIGHTS), "--online", "--paths", str(seq), "--max-frames", "4"]
+    assert tune.main([*args, "--grid", *grid, "--json", str(report), "--write", str(out)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["online"] and len(doc["tried"]) == 2  # QUICK's λ 0.8, then 0.3
+    assert [t["settings"]["fusion_weight"] for t in doc["tried"]] == [0.8, 0.3]
+    assert set(doc["tried"][0]["per_sequence"]) == {"kcfdp_Girl"}
+    _, cfg = load_checkpoint(out)
+    assert cfg.tracker.online_fusion_weight == doc["best"]["settings"]["fusion_weight"]
+    assert cfg.online is None  # the model still builds a plain tracker by default
