@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         help="CPU: backend[:precision] runs, one target (torch:contiguous: no channels-last)",
     )
     p.add_argument(
-        "--multi", nargs="+", default=CPU_MULTI, help="CPU: runs timed with several targets"
+        "--multi", nargs="*", default=CPU_MULTI, help="CPU: runs timed with several targets"
     )
     p.add_argument(
         "--calibration", type=int, default=CALIBRATION_PAIRS, help="int8: calibration crops"

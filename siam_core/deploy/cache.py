@@ -17,7 +17,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,20 +86,34 @@ def cached_export(
     key = _key(weights, cfg)
     target = cache_root() / "onnx" / key
     if precision == "int8":
-        from siam_core.deploy.quantize import cached_quantisation
+        from siam_core.deploy import quantize
 
         fp32 = cached_export(model, cfg, weights)
         tracker = SiamRPNTracker(model, cfg, optimize=False)
-        return cached_quantisation(fp32, target.with_name(f"{key}-int8-{_int8_key()}"), tracker)
+        return _publish(
+            target.with_name(f"{key}-int8-{_int8_key()}"),
+            lambda tmp: quantize.quantize_export(
+                fp32, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS
+            ),
+        )
+
+    def export(tmp: Path) -> None:
+        frame, box, source = check_frame()
+        z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
+        export_onnx(model, cfg, tmp, z, x, check_image=source)
+
+    return _publish(target, export)
+
+
+def _publish(target: Path, write: Callable[[Path], Any]) -> Path:
+    """``target``, written by ``write`` into a temporary folder and renamed unless it exists
+    already: a crash never leaves a half export behind."""
     if (target / MANIFEST).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    frame, box, source = check_frame()
-    z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
-    # export into a temporary folder and rename: a crash never leaves a half export behind
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        export_onnx(model, cfg, tmp, z, x, check_image=source)
+        write(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process finished the same export first

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -203,20 +202,3 @@ def quantize_export(
         new["check"]["graphs"] = "float32, before quantisation"
     (out / MANIFEST).write_text(json.dumps(new, indent=2))
     return new
-
-
-def cached_quantisation(src_dir: Path, target: Path, tracker: Any) -> Path:
-    """``quantize_export`` into ``target`` through a temporary folder (no half export)."""
-    if (target / MANIFEST).is_file():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=".int8-", dir=target.parent))
-    try:
-        quantize_export(src_dir, tmp, tracker, pairs=CALIBRATION_PAIRS)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished the same quantisation first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
