@@ -75,6 +75,7 @@ def _int8_key() -> str:
     h = hashlib.sha256(onnxruntime.__version__.encode())
     h.update(json.dumps([p.name for p in quantize.training_sequences()]).encode())
     h.update(f"{quantize.CALIBRATION_PAIRS} {quantize.SEARCHES_PER_SEQUENCE}".encode())
+    h.update(quantize.RECIPE.encode())
     return h.hexdigest()[:8]
 
 
