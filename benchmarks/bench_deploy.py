@@ -4,16 +4,21 @@ For each model the same real clip is tracked frame by frame by every configurati
 turn on each frame so that all see the same machine load:
 
 * ``pysot``: the literal pysot procedure (``test/core/_pysot_procedure.py``), one target;
-* ``torch`` / ``onnxruntime`` / ``openvino``: ``SiamRPNTracker`` with the network in that
-  runtime (the ONNX graphs exported and checked by ``siam_core.deploy.export``), one target;
-* ``<backend> xN``: ``MultiTracker`` with N targets in one batched pass per frame;
-* ``torch 10 sep.``: ten separate single-target trackers, the baseline multi-target beats.
+* ``backend[:precision]`` (``--runs``): ``SiamRPNTracker`` with the network in that runtime
+  (the ONNX graphs exported and checked by ``siam_core.deploy.export``; ``int8``: quantised by
+  ``siam_core.deploy.quantize`` on training crops), one target; ``torch`` is the channels-last
+  fp32 network, ``torch:contiguous`` the same without the channels-last copy, ``torch:bf16``
+  bf16 autocast (AMX where the CPU has it);
+* ``<run> xN`` (``--multi``): ``MultiTracker`` with N targets in one batched pass per frame;
+* ``<run> 10 sep.``: ten separate single-target trackers, the baseline multi-target beats.
 
 Prints median ms per frame (all targets), per target, the ratio of the pysot procedure to each
-single-target row, and each row's largest box difference from PyTorch fp32 (target 0).
+single-target row, each row's largest box difference from PyTorch fp32 (target 0), and the
+issue's CPU goals against them.
 
-    .venv/bin/python benchmarks/bench_deploy.py [--models alex default] [--frames 60]
-        [--backends torch onnxruntime openvino] [--targets 1 4 10] [--threads 2]
+    .venv/bin/python benchmarks/bench_deploy.py [--models alex default] [--frames 31]
+        [--runs torch torch:bf16 onnxruntime:int8 ...] [--multi torch:bf16 ...]
+        [--targets 1 4 10] [--threads 1]
 
 GPU path (``--device cuda``; tools/gpu_bench_on_device.sh runs it on a lent machine): the
 PyTorch tracker in each ``--modes`` entry, ``precision[+graph|+compile][+hostcrop]``
@@ -55,6 +60,7 @@ from bench_track import BAG_INIT, DATA, make_model  # noqa: E402
 from siam_core import zoo  # noqa: E402
 from siam_core.checkpoint import load_checkpoint  # noqa: E402
 from siam_core.deploy.export import export_onnx  # noqa: E402
+from siam_core.deploy.quantize import CALIBRATION_PAIRS, quantize_export  # noqa: E402
 from siam_core.deploy.runtime import OnnxNet  # noqa: E402
 from siam_core.io.frames import read_frames  # noqa: E402
 from siam_core.tracker.multi import MultiTracker  # noqa: E402
@@ -65,6 +71,25 @@ MODELS = {
     "mobilev2": "siamrpn_mobilev2_l234_dwxcorr",
     "r50": "siamrpn_r50_l234_dwxcorr",
 }
+# CPU runs (backend:precision); torch is channels-last fp32, torch:contiguous without that copy
+CPU_RUNS = [
+    "torch:contiguous",
+    "torch",
+    "torch:bf16",
+    "onnxruntime",
+    "onnxruntime:int8",
+    "openvino",
+    "openvino:bf16",
+    "openvino:int8",
+]
+CPU_MULTI = [
+    "torch",
+    "torch:bf16",
+    "onnxruntime",
+    "onnxruntime:int8",
+    "openvino:bf16",
+    "openvino:int8",
+]
 GPU_TARGET_FPS = {"siamrpn_alex_dwxcorr": 2000.0, "siamrpn_r50_l234_dwxcorr": 500.0}  # issue 15
 
 
@@ -83,15 +108,48 @@ def _model(key: str, frame: np.ndarray):
     return make_model(MODELS[key], frame)
 
 
-def bench(key: str, frames: list[np.ndarray], backends: list[str], targets: list[int]) -> list:
+def parse_run(spec: str) -> tuple[str, str]:
+    """``backend[:precision]`` (``torch:bf16``, ``onnxruntime:int8``; ``torch:contiguous`` is
+    PyTorch fp32 without the channels-last copy) -> (backend, precision)."""
+    backend, _, precision = spec.partition(":")
+    if backend not in ("torch", "onnxruntime", "openvino"):
+        raise SystemExit(f"run {spec!r}: backend must be torch, onnxruntime or openvino")
+    return backend, precision or "fp32"
+
+
+def bench(
+    key: str,
+    frames: list[np.ndarray],
+    specs: list[str],
+    multi: list[str],
+    targets: list[int],
+    calibration: int,
+) -> list:
+    """One model: the pysot procedure, every ``specs`` run (one target), ``multi`` runs with
+    each count of ``targets`` batched and as ten separate trackers, timed frame by frame."""
     model, cfg, weights = _model(key, frames[0])
     export = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frames[0], BAG_INIT)
+    fp32 = SiamRPNTracker(model, cfg, optimize=False)
+    z, x = fp32.patches(frames[0], BAG_INIT)
     manifest = export_onnx(model, cfg, export, z, x, batches=tuple(n for n in targets if n > 1))
-    runtimes = {b: OnnxNet(export, b, torch.get_num_threads()) for b in backends if b != "torch"}
+    exports = {"fp32": export}
+    if any(parse_run(s)[1] == "int8" for s in [*specs, *multi]):
+        started = time.perf_counter()
+        exports["int8"] = export.with_name(export.name + "-int8")
+        quantize_export(export, exports["int8"], fp32, pairs=calibration)
+        print(f"{cfg.name}: int8 graphs quantised in {time.perf_counter() - started:.0f} s")
+    runtimes: dict[str, OnnxNet] = {}
 
-    def single(backend: str) -> SiamRPNTracker:
-        return SiamRPNTracker(model, cfg, runtime=runtimes.get(backend))
+    def single(spec: str) -> SiamRPNTracker:
+        backend, precision = parse_run(spec)
+        if backend == "torch":
+            if precision == "contiguous":
+                return SiamRPNTracker(model, cfg, optimize=False)
+            return SiamRPNTracker(model, cfg, precision=precision)
+        if spec not in runtimes:
+            graphs = exports["int8" if precision == "int8" else "fp32"]
+            runtimes[spec] = OnnxNet(graphs, backend, torch.get_num_threads(), precision=precision)
+        return SiamRPNTracker(model, cfg, runtime=runtimes[spec])
 
     runs: dict[str, tuple[Callable[[np.ndarray], tuple], int]] = {}
     pysot = PysotProcedure(model, cfg)
@@ -102,24 +160,27 @@ def bench(key: str, frames: list[np.ndarray], backends: list[str], targets: list
             return pysot.track(frame)[0]
 
     runs["pysot"] = (run_pysot, 1)
-    for backend in backends:
-        t = single(backend)
+    for spec in specs:
+        t = single(spec)
         t.init(frames[0], BAG_INIT)
-        runs[backend] = ((lambda f, t=t: t.track(f).box), 1)
+        runs[spec] = ((lambda f, t=t: t.track(f).box), 1)
+    for spec in multi:
         for n in targets:
             if n == 1:
                 continue
-            multi = MultiTracker.from_tracker(single(backend))
+            multi_tracker = MultiTracker.from_tracker(single(spec))
             for i, box in enumerate(_boxes(n)):
-                multi.add(i, frames[0], box)
-            runs[f"{backend} x{n}"] = ((lambda f, m=multi: m.track(f)[0].box), n)
-    if "torch" in backends and 10 in targets:
-        seps = [single("torch") for _ in range(10)]
-        for t, box in zip(seps, _boxes(10), strict=True):
-            t.init(frames[0], box)
-        runs["torch 10 sep."] = ((lambda f: [t.track(f) for t in seps][0].box), 10)  # noqa: RUF015
+                multi_tracker.add(i, frames[0], box)
+            runs[f"{spec} x{n}"] = ((lambda f, m=multi_tracker: m.track(f)[0].box), n)
+        if 10 in targets:
+            seps = [single(spec) for _ in range(10)]
+            for t, box in zip(seps, _boxes(10), strict=True):
+                t.init(frames[0], box)
+            runs[f"{spec} 10 sep."] = ((lambda f, s=seps: [t.track(f) for t in s][0].box), 10)  # noqa: RUF015
 
-    times, diffs = _time_runs({name: r[0] for name, r in runs.items()}, frames[1:], "torch")
+    for fn, _ in runs.values():  # warm-up: oneDNN/OpenVINO kernel choice on the first call
+        fn(frames[1])
+    times, diffs = _time_runs({name: r[0] for name, r in runs.items()}, frames[2:], "torch")
     rows = []
     base = statistics.median(times["pysot"])
     for name, (_, n) in runs.items():
@@ -138,6 +199,35 @@ def bench(key: str, frames: list[np.ndarray], backends: list[str], targets: list
     worst = max(manifest["check"]["max_relative_error"].values())
     print(f"{cfg.name}: weights {weights}; export max relative deviation {worst:.1e}")
     return rows
+
+
+def print_goals(rows: list[dict]) -> None:
+    """The issue's CPU goals against this run's rows."""
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        singles = [r for r in mine if r["targets"] == 1 and r["run"] != "pysot"]
+        exact = [r for r in singles if r["diff"] <= 0.5 and parse_run(r["run"])[1] == "fp32"]
+        if exact:
+            best = max(exact, key=lambda r: r["speedup"])
+            print(
+                f"{model}: best fp32 path within 0.5 px: {best['run']} {best['speedup']:.2f}x the "
+                f"pysot procedure, {best['ms']:.1f} ms (goal 2.5x: "
+                f"{'met' if best['speedup'] >= 2.5 else 'NOT met'})"
+            )
+        fastest = max(singles, key=lambda r: r["speedup"])
+        print(
+            f"{model}: fastest run {fastest['run']} {fastest['speedup']:.2f}x, "
+            f"{fastest['ms']:.1f} ms/frame, free-running box diff {fastest['diff']:.2f} px"
+        )
+        for r in mine:
+            if r["run"].endswith(" x10"):
+                spec = r["run"][: -len(" x10")]
+                sep = next((x for x in mine if x["run"] == f"{spec} 10 sep."), None)
+                if sep is not None:
+                    print(
+                        f"{model}: {spec}: 10 targets batched {r['ms']:.0f} ms, 10 separate "
+                        f"{sep['ms']:.0f} ms: batched costs {r['ms'] / sep['ms']:.2f}x"
+                    )
 
 
 def parse_mode(mode: str) -> dict:
@@ -294,7 +384,18 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="alex, mobilev2, r50, default (CPU: alex default; GPU: alex r50)",
     )
-    p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "openvino"])
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=CPU_RUNS,
+        help="CPU: backend[:precision] runs, one target (torch:contiguous: no channels-last)",
+    )
+    p.add_argument(
+        "--multi", nargs="*", default=CPU_MULTI, help="CPU: runs timed with several targets"
+    )
+    p.add_argument(
+        "--calibration", type=int, default=CALIBRATION_PAIRS, help="int8: calibration crops"
+    )
     p.add_argument("--targets", nargs="+", type=int, default=[1, 4, 10])
     p.add_argument(
         "--frames", type=int, help="frames per model, the first is init (CPU 61, GPU 196: all)"
@@ -325,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {args.threads} threads per runtime; "
         f"load average before: {os.getloadavg()[0]:.2f}"
     )
-    rows = [r for key in args.models for r in bench(key, frames, args.backends, args.targets)]
+    rows = [
+        r
+        for key in args.models
+        for r in bench(key, frames, args.runs, args.multi, args.targets, args.calibration)
+    ]
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
     head = (
         f"{'model':30} {'run':18} {'targets':>7} {'ms/frame':>9} {'ms/target':>9} "
@@ -339,7 +444,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ms_per_target']:9.1f} {speed:>9} {r['diff']:20.2e}"
         )
     print_table(head, lines)
-    print(f"\nmedians over {len(frames) - 1} frames of {args.video.name}, crop included")
+    print(
+        f"\nmedians over {len(frames) - 2} frames of {args.video.name} (frame 1: warm-up), "
+        "crop included; max |dbox|: free-running, px from torch fp32 (target 0)"
+    )
+    print_goals(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -19,7 +19,7 @@ import torch
 
 from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
-from siam_core.deploy import CPU_ONLY_BACKENDS, CUDA_ONLY_BACKENDS
+from siam_core.deploy import CPU_ONLY_BACKENDS, CUDA_ONLY_BACKENDS, check_precision
 from siam_core.deploy.cache import cached_export
 from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
@@ -136,16 +136,17 @@ def build(
 
     GPU path (RPN family; ``SiamRPNTracker.accelerate``): ``precision`` ``fp32|fp16|bf16``
     autocast, ``graph_mode`` ``eager|cuda_graph|compile``, ``device_crops`` (None: on for
-    CUDA). With an ONNX backend the tracker runs on the CPU and the runtime on ``device``;
-    there only ``tensorrt`` takes ``precision="fp16"`` (TensorRT's fp16 kernels).
+    CUDA; on CPU, ``bf16`` runs on AMX/AVX512-BF16 units). With an ONNX backend the tracker
+    runs on the CPU and the runtime on ``device``; there ``precision`` is the runtime's
+    (``siam_core.deploy.BACKEND_PRECISIONS``): ``int8`` quantised graphs (onnxruntime,
+    openvino; quantised into the cache on first use), ``bf16`` (openvino), ``fp16``
+    (tensorrt's fp16 kernels).
     """
     from siam_core.models.siamdw_compat import is_siamdw_config
 
     if backend != "torch" and (graph_mode != "eager" or device_crops):
         raise ValueError(f"graph_mode and device_crops are torch-backend options, not {backend}'s")
-    allowed = ("fp32", "fp16") if backend == "tensorrt" else ("fp32",)
-    if backend != "torch" and precision not in allowed:
-        raise ValueError(f"backend '{backend}' takes precision {' or '.join(allowed)}")
+    check_precision(backend, precision)
     gpu = (precision if backend == "torch" else "fp32", graph_mode, device_crops)
     tracker_device = device if backend == "torch" else "cpu"
     cfg = load_config(model) if model is not None else None
@@ -173,8 +174,8 @@ def build(
     if backend != "torch":
         if weights is None:
             raise ValueError(f"backend '{backend}' exports a trained network: name the weights")
-        export = cached_export(net, cfg, weights)
-        runtime = OnnxNet(export, backend, threads, device, fp16=precision == "fp16")
+        export = cached_export(net, cfg, weights, "int8" if precision == "int8" else "fp32")
+        runtime = OnnxNet(export, backend, threads, device, precision)
     if cfg.online is not None:  # a DROL preset
         from siam_core.tracker.drol import DROLTracker
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from siam_core.deploy import (
+    BACKEND_PRECISIONS,
     BACKENDS,
     CPU_ONLY_BACKENDS,
     CUDA_ONLY_BACKENDS,
@@ -62,7 +63,12 @@ PARAMETERS: tuple[Param, ...] = (
         None,
         True,
     ),
-    Param("precision", "fp32", "torch: fp32, or fp16/bf16 autocast (GPU path); tensorrt: fp16"),
+    Param(
+        "precision",
+        "fp32",
+        "torch: fp32, fp16/bf16 autocast (bf16: AMX on CPU); onnxruntime: int8; openvino: "
+        "bf16, int8; tensorrt: fp16",
+    ),
     Param("graph_mode", "eager", "torch: eager, cuda_graph (CUDA) or compile (torch.compile)"),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
     Param("compressed", False, "subscribe to <image_topic>/compressed (CompressedImage) instead"),
@@ -239,8 +245,8 @@ def _check_gpu_options(merged: dict[str, Any]) -> None:
         raise ParamError("graph_mode", mode, f"must be one of {GRAPH_MODES}")
     if backend != "torch" and mode != "eager":
         raise ParamError("graph_mode", mode, f"an option of the torch backend, not of {backend}")
-    allowed = ("fp32", "fp16") if backend == "tensorrt" else ("fp32",)
-    if backend != "torch" and precision not in allowed:
+    allowed = BACKEND_PRECISIONS.get(backend, PRECISIONS)
+    if precision not in allowed:
         raise ParamError("precision", precision, f"backend {backend} takes {allowed}")
     if mode == "cuda_graph" and merged["device"] == "cpu":
         raise ParamError("graph_mode", mode, "CUDA graphs need device auto (with a GPU) or cuda")

@@ -1,19 +1,24 @@
 """``siam-export``: write a model as ONNX template and search graphs, checked against PyTorch.
 
     siam-export MODEL --weights W --out DIR [--image FRAME_OR_VIDEO --box x,y,w,h] [--batch N ...]
+                [--precision fp32|int8 [--calibration DIR] [--pairs N]]
 
 MODEL is a config name or YAML path (optional for our safetensors files, which embed theirs;
 with neither MODEL nor --weights the embedded default model is exported). The graphs are
 checked on a real crop pair: the first frame of --image (a video or an image file) around
 --box, by default the demo clip or the shared ``bag`` clip when on disk. DIR receives
 ``template.onnx``, ``features.onnx``, ``head_b1.onnx`` (plus one head per --batch) and
-``manifest.json``; ``siam-track --backend onnxruntime --onnx DIR`` runs them.
+``manifest.json``; ``siam-track --backend onnxruntime --onnx DIR`` runs them. ``--precision
+int8`` writes the per-frame graphs statically quantised instead, calibrated on N search crops of
+the training sequences in --calibration (default ../shared/data/train_extra; the shared test
+sequences are refused): ``siam_core.deploy.quantize``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -38,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         "--batch", type=int, nargs="*", default=[], help="also export heads for N targets"
     )
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest relative deviation")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="graph precision")
+    p.add_argument("--calibration", type=Path, help="int8: folder of training sequences")
+    p.add_argument("--pairs", type=int, default=64, help="int8: calibration search crops")
     return p
 
 
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     from siam_core import zoo
     from siam_core.deploy.cache import check_frame
     from siam_core.deploy.export import export_onnx
+    from siam_core.deploy.quantize import quantize_export
     from siam_core.tracker.base import check_box, check_image
     from siam_core.tracker.siamrpn import SiamRPNTracker
 
@@ -71,10 +80,19 @@ def run(args: argparse.Namespace) -> dict:
         box, source = check_box(args.box, frame.shape), f"{args.image} frame 0"
     else:
         frame, box, source = check_frame()
-    z, x = SiamRPNTracker(tracker.model, tracker.cfg, optimize=False).patches(frame, box)
-    return export_onnx(
-        tracker.model, tracker.cfg, args.out, z, x, tuple(args.batch), args.tolerance, source
-    )
+    fp32 = SiamRPNTracker(tracker.model, tracker.cfg, optimize=False)
+    z, x = fp32.patches(frame, box)
+    if args.precision == "fp32":
+        return export_onnx(
+            tracker.model, tracker.cfg, args.out, z, x, tuple(args.batch), args.tolerance, source
+        )
+    if args.pairs < 1:
+        raise ValueError("--pairs must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="siam-export-") as tmp:
+        export_onnx(
+            tracker.model, tracker.cfg, tmp, z, x, tuple(args.batch), args.tolerance, source
+        )
+        return quantize_export(tmp, args.out, fp32, args.calibration, args.pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = manifest["check"]["max_relative_error"]
     worst = max(errors.values())
     print(
-        f"exported {manifest['config']['name']} -> {args.out} "
+        f"exported {manifest['config']['name']} ({manifest.get('precision', 'fp32')}) -> "
+        f"{args.out} "
         f"(heads for {manifest['head_batches']} targets; max relative deviation {worst:.1e})"
     )
     return 0

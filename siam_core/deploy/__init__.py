@@ -11,6 +11,29 @@ BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 # Backends that run on the CPU only; onnxruntime runs on CUDA too, tensorrt on CUDA only.
 CPU_ONLY_BACKENDS = ("openvino",)
 CUDA_ONLY_BACKENDS = ("tensorrt",)
-# The GPU path's options of the torch backend (siam_core.tracker.accel).
-PRECISIONS = ("fp32", "fp16", "bf16")
+# Network precisions: the torch backend's autocast (siam_core.tracker.accel; bf16 on a CPU with
+# AMX/AVX512-BF16 units is its fast CPU mode), OpenVINO's bf16 inference precision, and int8
+# graphs quantised statically on training crops (siam_core.deploy.quantize).
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# What each backend runs: torch autocasts; tensorrt's fp16 lets TensorRT pick fp16 kernels;
+# ONNX Runtime's CPU provider has no bf16 convolutions, PyTorch no int8 tracker path.
+BACKEND_PRECISIONS = {
+    "torch": ("fp32", "fp16", "bf16"),
+    "onnxruntime": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
+    "tensorrt": ("fp32", "fp16"),
+}
 GRAPH_MODES = ("eager", "cuda_graph", "compile")
+
+
+def check_precision(backend: str, precision: str) -> None:
+    """ValueError naming what ``backend`` runs when it cannot run ``precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    allowed = BACKEND_PRECISIONS.get(backend)
+    if allowed is not None and precision not in allowed:
+        others = [b for b, ps in BACKEND_PRECISIONS.items() if precision in ps]
+        raise ValueError(
+            f"backend '{backend}' takes precision {', '.join(allowed)}; {precision} runs on "
+            f"{', '.join(others)}"
+        )

@@ -4,7 +4,9 @@ The graphs of a (weights file, config) pair go into ``$SIAM_TRACKER_CACHE`` (def
 ``~/.cache/siam-tracker``) under ``onnx/<key>``, the key a hash of the weights' bytes, the
 config and the torch version, so a changed file or exporter never reuses stale graphs. The
 export is checked against PyTorch on a real crop pair when the demo clip or the shared ``bag``
-clip is on disk, else on a deterministic textured image; the manifest says which.
+clip is on disk, else on a deterministic textured image; the manifest says which. int8 graphs
+(``siam_core.deploy.quantize``) are quantised from that export into ``onnx/<key>-int8-<q>``, ``q``
+a hash of the calibration set and the quantiser's version.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,18 +66,55 @@ def _key(weights: str | Path, cfg: Config) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_export(model: SiameseRPN, cfg: Config, weights: str | Path) -> Path:
-    """The export folder of this model, made (and checked) on first use."""
-    target = cache_root() / "onnx" / _key(weights, cfg)
+def _int8_key() -> str:
+    """What an int8 export depends on beyond the float32 one: calibration set and quantiser."""
+    import onnxruntime
+
+    from siam_core.deploy import quantize
+
+    h = hashlib.sha256(onnxruntime.__version__.encode())
+    h.update(json.dumps([p.name for p in quantize.training_sequences()]).encode())
+    h.update(f"{quantize.CALIBRATION_PAIRS} {quantize.SEARCHES_PER_SEQUENCE}".encode())
+    h.update(quantize.RECIPE.encode())
+    return h.hexdigest()[:8]
+
+
+def cached_export(
+    model: SiameseRPN, cfg: Config, weights: str | Path, precision: str = "fp32"
+) -> Path:
+    """The export folder of this model, made (and checked) on first use; ``precision="int8"``
+    its quantised graphs (calibrated on the training sequences), made from it on first use."""
+    key = _key(weights, cfg)
+    target = cache_root() / "onnx" / key
+    if precision == "int8":
+        from siam_core.deploy import quantize
+
+        fp32 = cached_export(model, cfg, weights)
+        tracker = SiamRPNTracker(model, cfg, optimize=False)
+        return _publish(
+            target.with_name(f"{key}-int8-{_int8_key()}"),
+            lambda tmp: quantize.quantize_export(
+                fp32, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS
+            ),
+        )
+
+    def export(tmp: Path) -> None:
+        frame, box, source = check_frame()
+        z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
+        export_onnx(model, cfg, tmp, z, x, check_image=source)
+
+    return _publish(target, export)
+
+
+def _publish(target: Path, write: Callable[[Path], Any]) -> Path:
+    """``target``, written by ``write`` into a temporary folder and renamed unless it exists
+    already: a crash never leaves a half export behind."""
     if (target / MANIFEST).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    frame, box, source = check_frame()
-    z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
-    # export into a temporary folder and rename: a crash never leaves a half export behind
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        export_onnx(model, cfg, tmp, z, x, check_image=source)
+        write(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process finished the same export first

@@ -8,6 +8,12 @@ the network; only the network call differs. Runtimes: ONNX Runtime (CPU executio
 (``tensorrt``: CUDA only, engines cached beside the graphs; needs onnxruntime-gpu and TensorRT)
 and OpenVINO (CPU plugin, float32 inference precision so boxes match PyTorch's). Inputs and
 outputs pass through host memory (NumPy) whatever the provider.
+
+Reduced precision (``precision``): ``int8`` runs an export's statically quantised graphs
+(``siam_core.deploy.quantize``; ONNX Runtime's QDQ kernels use AVX512-VNNI/AMX, OpenVINO folds
+the same QDQ pairs into its int8 layers), ``bf16`` sets OpenVINO's inference precision hint
+(its CPU plugin then runs on bf16 units: AVX512-BF16, AMX) and ``fp16`` lets TensorRT pick
+half-precision kernels. ``siam_core.deploy.BACKEND_PRECISIONS`` says which backend takes which.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from siam_core.deploy import BACKENDS, CPU_ONLY_BACKENDS
+from siam_core.deploy import BACKENDS, CPU_ONLY_BACKENDS, check_precision
 from siam_core.deploy.export import head_file, read_manifest
 
 __all__ = ["BACKENDS", "OnnxNet"]
@@ -98,15 +104,16 @@ class _OrtGraph:
 
 
 class _OvGraph:
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, bf16: bool = False) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
             raise _missing("openvino", "openvino") from exc
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",
-            # CPUs with bf16/fp16 units would otherwise run in reduced precision by default
-            "INFERENCE_PRECISION_HINT": "f32",
+            # explicit either way: CPUs with bf16/fp16 units would otherwise pick reduced
+            # precision by default; an int8 graph's quantised layers run int8 under either
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
         }
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -136,8 +143,8 @@ class _OnnxHead:
 
 class OnnxNet:
     """The exported graphs of one model, run by ``provider`` (``onnxruntime``, ``openvino`` or
-    ``tensorrt``) on ``device`` (``cpu``; ``cuda[:N]`` for onnxruntime and tensorrt, whose
-    ``fp16`` lets TensorRT pick half-precision kernels)."""
+    ``tensorrt``) on ``device`` (``cpu``; ``cuda[:N]`` for onnxruntime and tensorrt) at
+    ``precision`` (module doc; ``int8`` needs an export whose manifest says int8)."""
 
     def __init__(
         self,
@@ -145,15 +152,24 @@ class OnnxNet:
         provider: str = "onnxruntime",
         threads: int = 0,
         device: str = "cpu",
-        fp16: bool = False,
+        precision: str = "fp32",
     ):
         if provider not in BACKENDS[1:]:
             raise ValueError(f"provider must be one of {BACKENDS[1:]}, got {provider!r}")
         if provider in CPU_ONLY_BACKENDS and device != "cpu":
             raise ValueError(f"backend '{provider}' runs on the CPU, got device {device!r}")
-        self.device, self.fp16 = device, fp16
+        check_precision(provider, precision)
+        self.device, self.precision = device, precision
+        self.fp16 = precision == "fp16"
         self.dir = Path(export_dir)
         self.manifest = read_manifest(self.dir)
+        graphs = self.manifest.get("precision", "fp32")
+        if (graphs == "int8") != (precision == "int8"):
+            hint = "siam-export --precision int8 writes int8 graphs" if graphs != "int8" else ""
+            raise ValueError(
+                f"{self.dir} holds {graphs} graphs, precision {precision} was asked for"
+                + (f" ({hint})" if hint else "")
+            )
         self.provider = provider
         self.threads = int(threads)
         self.num_kernels = int(self.manifest["num_kernels"])
@@ -169,7 +185,7 @@ class OnnxNet:
         if not path.is_file():
             raise FileNotFoundError(f"{self.dir}: graph {name} missing; re-run siam-export")
         if self.provider == "openvino":
-            return _OvGraph(path, self.threads)
+            return _OvGraph(path, self.threads, bf16=self.precision == "bf16")
         return _OrtGraph(path, self.threads, self.provider, self.device, self.fp16)
 
     @staticmethod

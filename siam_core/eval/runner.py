@@ -60,9 +60,11 @@ def make_tracker(spec: TrackerFactory) -> Tracker:
     or ``siamfc:<config>[:<weights>]`` (``siamrpn::<weights>`` for our files, whose config is
     embedded; either prefix takes any family's config, the tracker the config names:
     ``siam_core.zoo.build``), with ``@onnxruntime`` or ``@openvino`` appended to run the
-    exported graphs; ``drol:<config>[:<weights>]``, the same model with DROL's online
-    classifier (the config's ``online`` settings, else the paper's); ``<module>:<function>``
-    for any zero-argument builder.
+    exported graphs and ``@<backend>:<precision>`` to run them (or torch) at a precision
+    (``@onnxruntime:int8``, ``@openvino:bf16``, ``@torch:bf16``);
+    ``drol:<config>[:<weights>]``, the same model with DROL's online classifier (the config's
+    ``online`` settings, else the paper's); ``<module>:<function>`` for any zero-argument
+    builder.
     """
     if callable(spec):
         tracker = spec()
@@ -80,7 +82,8 @@ def _tracker_from_string(spec: str) -> Tracker:
 
     if spec.upper() in BASELINES:
         return build_baseline(spec)
-    spec, _, backend = spec.partition("@")
+    spec, _, runtime = spec.partition("@")
+    backend, _, precision = runtime.partition(":")
     head, _, rest = spec.partition(":")
     if head in ("siamrpn", "siamfc", "drol"):
         config, _, weights = rest.partition(":")
@@ -98,6 +101,7 @@ def _tracker_from_string(spec: str) -> Tracker:
             device="cpu" if backend == "torch" else module.backend_device(backend, "auto"),
             backend=backend,
             online={} if head == "drol" else None,
+            precision=precision or "fp32",
         )
     if rest:
         try:

@@ -6,8 +6,9 @@ so the tracker logic stays one piece of code whatever runs the network:
 
 * ``precision`` ``fp16``/``bf16`` runs the calls under ``torch.autocast`` (convolutions in
   that type, reductions in float32); outputs come back as float32, so decoding, penalty and
-  window are the float32 code. On CPU, bf16 autocast only rehearses the GPU option: it runs
-  and its boxes are tested, but on CPUs without bf16 units it is slower than float32.
+  window are the float32 code. On a CPU with bf16 units (AVX512-BF16, AMX) oneDNN runs the
+  bf16 convolutions of the channels-last network on them: 2-3x float32's speed there (README
+  "Reduced precision on the CPU"); on CPUs without them it is slower than float32.
 * ``graph_mode`` ``cuda_graph`` captures the per-frame step (backbone/neck, then head) as CUDA
   graphs, one per input shape (batch, search size), on the first call with that shape, after
   ``init`` has made the kernels: a replay is one launch instead of one per layer. Inputs are
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 
-from siam_core.deploy import GRAPH_MODES, PRECISIONS
+from siam_core.deploy import GRAPH_MODES, PRECISIONS, check_precision
 
 MAX_SHAPES = 8  # graphs/compilations per call; further shapes (rare: a DROL batch) run eagerly
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -42,6 +43,7 @@ def check_options(device: torch.device | str, precision: str, graph_mode: str) -
     """ValueError naming the option when ``precision``/``graph_mode`` cannot run on ``device``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision("torch", precision)  # int8 is an exported graphs' precision
     if graph_mode not in GRAPH_MODES:
         raise ValueError(f"graph_mode must be one of {', '.join(GRAPH_MODES)}, got {graph_mode!r}")
     if graph_mode == "cuda_graph" and torch.device(device).type != "cuda":
