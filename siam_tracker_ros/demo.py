@@ -51,6 +51,24 @@ TOPICS = {
 }
 
 
+def _node_param(text: str) -> str:
+    name, sep, _ = text.partition(":=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
+    return text
+
+
+def node_command(args: argparse.Namespace, bin_dir: Path) -> list[str]:
+    """The tracker node's command line: the model, then every ``--param`` as given."""
+    cmd = [str(bin_dir / "siam-tracker-node"), "--ros-args"]
+    for name, value in (("model", args.model), ("weights", args.weights)):
+        if value:  # rcl rejects an empty override (-p model:=); empty means the default model
+            cmd += ["-p", f"{name}:={value}"]
+    for param in args.param:
+        cmd += ["-p", param]
+    return cmd
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=CLIP, help="video (default: vtest.avi)")
@@ -70,6 +88,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="weights file for --model (.safetensors or pysot model.pth); default: the "
         "embedded default model",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_node_param,
+        metavar="NAME:=VALUE",
+        help="a tracker node parameter (README 'Parameters'), e.g. backend:=openvino; repeatable",
     )
     parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
     parser.add_argument(
@@ -156,11 +182,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(ROS_LOG_DIR=env["ROS_LOG_DIR"], ROS_DOMAIN_ID=env["ROS_DOMAIN_ID"])
     bin_dir = Path(sys.executable).parent
 
-    node_cmd = [str(bin_dir / "siam-tracker-node"), "--ros-args"]
-    for name, value in (("model", args.model), ("weights", args.weights)):
-        if value:  # rcl rejects an empty override (-p model:=); empty means the default model
-            node_cmd += ["-p", f"{name}:={value}"]
-    tracker = start(node_cmd, out / "tracker_node.log", env)
+    tracker = start(node_command(args, bin_dir), out / "tracker_node.log", env)
     rclpy.init()
     node = rclpy.create_node("demo")
     writer = Writer(out / "bag", version=9, storage_plugin=StoragePlugin.MCAP)

@@ -335,8 +335,8 @@ class TrackerLogic:
             max_targets=params["max_targets"],
         )
         self.get_logger().info(
-            f"model {self._tracker.name} loaded on {self._device} "
-            f"(PyTorch CPU threads: {self._threads})"
+            f"model {self._tracker.name} loaded on {self._device}, backend {params['backend']} "
+            f"{params['precision']} (PyTorch CPU threads: {self._threads})"
         )
 
     def _set_debug_publisher(self, enabled: bool) -> None:

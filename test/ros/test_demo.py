@@ -63,6 +63,14 @@ def test_demo_defaults_and_summary_helpers(tmp_path: Path) -> None:
     for bad in ([], ["--box", "1,2,3"], ["--box", "a,b,c,d"]):
         with pytest.raises(SystemExit):
             demo.parse_args(["--clip", str(tmp_path / "bag.avi"), *bad])
+    # node parameters pass through as given; a malformed one stops at the argument parser
+    args = demo.parse_args(["--param", "backend:=openvino", "--param", "precision:=int8"])
+    cmd = demo.node_command(args, tmp_path)
+    assert cmd[:2] == [str(tmp_path / "siam-tracker-node"), "--ros-args"]
+    assert cmd[2:] == ["-p", "backend:=openvino", "-p", "precision:=int8"]
+    for bad in ("backend=openvino", ":=x"):
+        with pytest.raises(SystemExit):
+            demo.parse_args(["--param", bad])
     # The last two results came after the last frame arrived: frames_received ties.
     statuses = [
         TrackerStatus(frames_received=9, frames_processed=7),
