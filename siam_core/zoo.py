@@ -32,6 +32,11 @@ from siam_core.tracker.siamrpn import SiamRPNTracker
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 
 
+class OnlineUnsupported(ValueError):
+    """DROL's online classifier cannot wrap this model or backend; the node, where online is
+    on by default, then tracks without it."""
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; an unusable CUDA request fails."""
     if device in ("", "auto"):
@@ -164,10 +169,10 @@ def build(
         net, cfg = load_checkpoint(weights, cfg)
     runtime = None
     if backend != "torch" and (cfg.online is not None or online is not None):
-        raise ValueError(f"backend '{backend}': online learning (DROL) runs on torch only")
+        raise OnlineUnsupported(f"backend '{backend}': online learning (DROL) runs on torch only")
     if cfg.name in OFFICIAL and online is not None:
         # DROLTracker follows pysot's procedure: it would drop DaSiamRPN's official conventions
-        raise ValueError(
+        raise OnlineUnsupported(
             f"online learning (DROL) wraps pysot-procedure RPN models, not '{cfg.name}' "
             "(DaSiamRPN's official conventions)"
         )
@@ -205,7 +210,7 @@ def _build_drol_siamfc(
     from siam_core.tracker.drol import DROLSiamFCTracker
 
     if cfg.online is None:
-        raise ValueError(
+        raise OnlineUnsupported(
             f"online learning on a SiamFC model follows DROL's SiamFC procedure: use a "
             f"drol_siamfc_alex_upxcorr_* preset, not '{cfg.name}' (--online wraps RPN models)"
         )

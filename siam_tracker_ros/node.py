@@ -265,7 +265,11 @@ class TrackerLogic:
 
     def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str]:
         """A tracker for ``params``; failures are ``ParamError`` naming the parameter to blame."""
-        from siam_core.zoo import backend_device, load_tracker  # torch: not needed for --help
+        from siam_core.zoo import (  # torch: not needed for --help
+            OnlineUnsupported,
+            backend_device,
+            load_tracker,
+        )
 
         requested = params["device"]
         try:
@@ -293,10 +297,10 @@ class TrackerLogic:
         try:
             try:
                 tracker = load(online)
-            except ValueError as exc:
+            except OnlineUnsupported as exc:
                 # online is on by default: a model or backend DROL cannot wrap (an exported
                 # runtime, a SiamFC model without a drol_ preset) tracks without it, said once
-                if online is None or "online learning" not in str(exc):
+                if online is None:
                     raise
                 self.get_logger().warning(f"online:=true not applied: {exc}")
                 tracker = load(None)

@@ -145,7 +145,7 @@ def test_online_is_refused_where_it_would_change_the_tracker() -> None:
     """The node turns online on by default and falls back to the plain tracker, with a
     warning, on this refusal: DaSiamRPN's official conventions are not pysot's procedure that
     ``DROLTracker`` follows, so wrapping them would silently change their boxes."""
-    from siam_core.zoo import build
+    from siam_core.zoo import OnlineUnsupported, build
 
-    with pytest.raises(ValueError, match=r"online learning.*official conventions"):
+    with pytest.raises(OnlineUnsupported, match=r"online learning.*official conventions"):
         build("dasiamrpn_vot", online={})
