@@ -167,6 +167,7 @@ def calibration(args: argparse.Namespace) -> int:
         return {"frames": int(mask.sum()), **{k: float(v) for k, v in zip(keys, q, strict=True)}}
 
     hit = int((report_lost & lost).sum())
+    summary = ope_summary([r["curves"] for r in runs])
     result = {
         "threshold": threshold,
         "frames": len(score),
@@ -176,8 +177,8 @@ def calibration(args: argparse.Namespace) -> int:
         "lost_recall": hit / max(1, int(lost.sum())),
         "reported_lost": int(report_lost.sum()),
         "online": online,
-        "auc": mean_auc(runs),
-        "precision20": float(ope_summary([r["curves"] for r in runs])["precision"]),
+        "auc": float(summary["auc"]),
+        "precision20": float(summary["precision"]),
         "per_sequence_auc": {r["name"]: mean_auc([r]) for r in runs},
     }
     print(json.dumps(result, indent=1))

@@ -160,7 +160,6 @@ class OnnxNet:
             raise ValueError(f"backend '{provider}' runs on the CPU, got device {device!r}")
         check_precision(provider, precision)
         self.device, self.precision = device, precision
-        self.fp16 = precision == "fp16"
         self.dir = Path(export_dir)
         self.manifest = read_manifest(self.dir)
         graphs = self.manifest.get("precision", "fp32")
@@ -186,7 +185,7 @@ class OnnxNet:
             raise FileNotFoundError(f"{self.dir}: graph {name} missing; re-run siam-export")
         if self.provider == "openvino":
             return _OvGraph(path, self.threads, bf16=self.precision == "bf16")
-        return _OrtGraph(path, self.threads, self.provider, self.device, self.fp16)
+        return _OrtGraph(path, self.threads, self.provider, self.device, self.precision == "fp16")
 
     @staticmethod
     def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:
