@@ -709,7 +709,9 @@ def run_executor(
         except Exception as exc:
             # SIGINT/SIGTERM shut the context down from rclpy's signal handler; the executor
             # can then fail building its wait set: that is the shutdown itself.
-            if report is None or not context.ok():
+            if not context.ok():
+                return
+            if report is None:
                 raise
             report(exc)
 
