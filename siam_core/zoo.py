@@ -23,6 +23,7 @@ from siam_core.deploy import CPU_ONLY_BACKENDS, CUDA_ONLY_BACKENDS, check_precis
 from siam_core.deploy.cache import cached_export
 from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
+from siam_core.threads import parse_threads
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.dasiamrpn import OFFICIAL, OfficialSiamRPNTracker
 from siam_core.tracker.drol import online_tracker
@@ -62,7 +63,8 @@ def load_tracker(
     ``long_term`` (a mapping, possibly empty) wraps it in the long-term state machine with the
     model config's settings (or the paper's), single fields replaced by the mapping's values.
     ``backend`` ``onnxruntime`` or ``openvino`` runs the network as exported ONNX graphs
-    (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them).
+    (exported once into the cache, see ``siam_core.deploy.cache``; ``threads`` for them, 0 the
+    project's ``auto`` rule of ``siam_core.threads``, never the runtime's all-cores default).
     ``online`` (a mapping, possibly empty) adds DROL's online classifier with the config's
     ``online`` settings (or the paper's), single fields replaced by the mapping's values; the
     ``drol_*`` presets have it without asking. ``precision`` and ``graph_mode`` are the GPU
@@ -168,8 +170,6 @@ def build(
     else:
         net, cfg = load_checkpoint(weights, cfg)
     runtime = None
-    if backend != "torch" and (cfg.online is not None or online is not None):
-        raise OnlineUnsupported(f"backend '{backend}': online learning (DROL) runs on torch only")
     if cfg.name in OFFICIAL and online is not None:
         # DROLTracker follows pysot's procedure: it would drop DaSiamRPN's official conventions
         raise OnlineUnsupported(
@@ -179,12 +179,16 @@ def build(
     if backend != "torch":
         if weights is None:
             raise ValueError(f"backend '{backend}' exports a trained network: name the weights")
-        export = cached_export(net, cfg, weights, "int8" if precision == "int8" else "fp32")
-        runtime = OnnxNet(export, backend, threads, device, precision)
+        # DROL's classifier reads the neck's maps, which folded graphs do not all give
+        drol = cfg.online is not None or online is not None
+        export = cached_export(
+            net, cfg, weights, "int8" if precision == "int8" else "fp32", fold=not drol
+        )
+        runtime = OnnxNet(export, backend, parse_threads(threads), device, precision)
     if cfg.online is not None:  # a DROL preset
         from siam_core.tracker.drol import DROLTracker
 
-        tracker: Tracker = DROLTracker(net, cfg, device=device)
+        tracker: Tracker = DROLTracker(net, cfg, device=device, runtime=runtime)
     else:
         kind = OfficialSiamRPNTracker if cfg.name in OFFICIAL else SiamRPNTracker
         tracker = kind(net, cfg, device=tracker_device, runtime=runtime)

@@ -288,7 +288,7 @@ class TrackerLogic:
                 device,
                 long_term,
                 backend=params["backend"],
-                threads=params["torch_threads"],
+                threads=self._threads,  # resolved: 0 would be a runtime's all-cores default
                 online=online,
                 precision=params["precision"],
                 graph_mode=params["graph_mode"],
@@ -298,8 +298,8 @@ class TrackerLogic:
             try:
                 tracker = load(online)
             except OnlineUnsupported as exc:
-                # online is on by default: a model or backend DROL cannot wrap (an exported
-                # runtime, a SiamFC model without a drol_ preset) tracks without it, said once
+                # online is on by default: a model DROL cannot wrap (a SiamFC model without a
+                # drol_ preset, DaSiamRPN's official conventions) tracks without it, said once
                 if online is None:
                     raise
                 self.get_logger().warning(f"online:=true not applied: {exc}")
@@ -340,7 +340,7 @@ class TrackerLogic:
         )
         self.get_logger().info(
             f"model {self._tracker.name} loaded on {self._device}, backend {params['backend']} "
-            f"{params['precision']} (PyTorch CPU threads: {self._threads})"
+            f"{params['precision']} (CPU threads: {self._threads})"
         )
 
     def _set_debug_publisher(self, enabled: bool) -> None:

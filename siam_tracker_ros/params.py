@@ -99,7 +99,14 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "mono16_max", 65535.0, "value that maps to 255 for mono16 images (4095: 12-bit)", 1, 65535
     ),
-    Param("torch_threads", 0, "CPU threads for PyTorch; 0: auto (siam_core.threads)", 0, 256, True),
+    Param(
+        "torch_threads",
+        0,
+        "CPU threads of the network (any backend); 0: auto (siam_core.threads)",
+        0,
+        256,
+        True,
+    ),
     Param(
         "max_image_pixels",
         4096 * 4096,

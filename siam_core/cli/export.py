@@ -90,7 +90,15 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--pairs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="siam-export-") as tmp:
         export_onnx(
-            tracker.model, tracker.cfg, tmp, z, x, tuple(args.batch), args.tolerance, source
+            tracker.model,
+            tracker.cfg,
+            tmp,
+            z,
+            x,
+            tuple(args.batch),
+            args.tolerance,
+            source,
+            fold=False,
         )
         return quantize_export(tmp, args.out, fp32, args.calibration, args.pairs)
 

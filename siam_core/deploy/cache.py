@@ -2,11 +2,13 @@
 
 The graphs of a (weights file, config) pair go into ``$SIAM_TRACKER_CACHE`` (default
 ``~/.cache/siam-tracker``) under ``onnx/<key>``, the key a hash of the weights' bytes, the
-config and the torch version, so a changed file or exporter never reuses stale graphs. The
+config, the torch version and the export recipe, so a changed file or exporter never reuses
+stale graphs. The
 export is checked against PyTorch on a real crop pair when the demo clip or the shared ``bag``
 clip is on disk, else on a deterministic textured image; the manifest says which. int8 graphs
-(``siam_core.deploy.quantize``) are quantised from that export into ``onnx/<key>-int8-<q>``, ``q``
-a hash of the calibration set and the quantiser's version.
+(``siam_core.deploy.quantize``) are quantised from an unfolded export of the same network (made
+in passing, not kept) into ``onnx/<key>-int8-<q>``, ``q`` a hash of the calibration set and
+the quantiser's version.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from siam_core.config import Config
+from siam_core.deploy import export
 from siam_core.deploy.export import MANIFEST, export_onnx
 from siam_core.models.model import SiameseRPN
 from siam_core.tracker.siamrpn import SiamRPNTracker
@@ -63,6 +66,7 @@ def _key(weights: str | Path, cfg: Config) -> str:
             h.update(chunk)
     h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
     h.update(torch.__version__.encode())
+    h.update(export.RECIPE.encode())
     return h.hexdigest()[:20]
 
 
@@ -80,30 +84,34 @@ def _int8_key() -> str:
 
 
 def cached_export(
-    model: SiameseRPN, cfg: Config, weights: str | Path, precision: str = "fp32"
+    model: SiameseRPN,
+    cfg: Config,
+    weights: str | Path,
+    precision: str = "fp32",
+    fold: bool = True,
 ) -> Path:
     """The export folder of this model, made (and checked) on first use; ``precision="int8"``
-    its quantised graphs (calibrated on the training sequences), made from it on first use."""
+    its quantised graphs (calibrated on the training sequences), made from it on first use;
+    ``fold=False`` float32 graphs without ``siam_core.deploy.fold`` (int8 graphs always are)."""
     key = _key(weights, cfg)
-    target = cache_root() / "onnx" / key
-    if precision == "int8":
-        from siam_core.deploy import quantize
+    target = cache_root() / "onnx" / (key if fold or precision == "int8" else f"{key}-unfolded")
 
-        fp32 = cached_export(model, cfg, weights)
-        tracker = SiamRPNTracker(model, cfg, optimize=False)
-        return _publish(
-            target.with_name(f"{key}-int8-{_int8_key()}"),
-            lambda tmp: quantize.quantize_export(
-                fp32, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS
-            ),
-        )
-
-    def export(tmp: Path) -> None:
+    def export(tmp: Path, fold: bool = True) -> None:
         frame, box, source = check_frame()
         z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
-        export_onnx(model, cfg, tmp, z, x, check_image=source)
+        export_onnx(model, cfg, tmp, z, x, check_image=source, fold=fold)
 
-    return _publish(target, export)
+    if precision != "int8":
+        return _publish(target, lambda tmp: export(tmp, fold))
+    from siam_core.deploy import quantize
+
+    def int8(tmp: Path) -> None:
+        tracker = SiamRPNTracker(model, cfg, optimize=False)
+        with tempfile.TemporaryDirectory(prefix=".export-src-", dir=tmp.parent) as src:
+            export(Path(src), fold=False)  # the quantiser's source (export_onnx's doc)
+            quantize.quantize_export(src, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS)
+
+    return _publish(target.with_name(f"{key}-int8-{_int8_key()}"), int8)
 
 
 def _publish(target: Path, write: Callable[[Path], Any]) -> Path:

@@ -170,6 +170,8 @@ def quantize_export(
     manifest = read_manifest(src)
     if manifest.get("precision", "fp32") != "fp32":
         raise ValueError(f"{src}: quantisation starts from a float32 export")
+    if any(manifest.get("folded_levels", [])):
+        raise ValueError(f"{src}: quantisation starts from an unfolded export (fold=False)")
     out.mkdir(parents=True, exist_ok=True)
     exemplars, searches, names = calibration_crops(tracker, calibration, pairs)
     if not searches:

@@ -18,6 +18,7 @@ half-precision kernels. ``siam_core.deploy.BACKEND_PRECISIONS`` says which backe
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,10 @@ class _OrtGraph:
             )
         self.inputs = [i.name for i in self.session.get_inputs()]
 
+    def threads(self) -> int:
+        """The session's intra-op thread count (0: ONNX Runtime's default, one per core)."""
+        return int(self.session.get_session_options().intra_op_num_threads)
+
     def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, dict(zip(self.inputs, arrays, strict=True)))
 
@@ -118,11 +123,20 @@ class _OvGraph:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        # an infer request serves one thread at a time: the frame path and DROL's training
+        # worker each get their own (the compiled model is shared, and thread-safe)
+        self._local = threading.local()
         self.num_outputs = len(self.compiled.outputs)
 
+    def threads(self) -> int:
+        """The thread count the compiled model runs with."""
+        return int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+
     def __call__(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer(arrays)
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        result = request.infer(arrays)
         # copies: the request's output buffers are reused by the next call
         return [np.array(result[self.compiled.output(i)]) for i in range(self.num_outputs)]
 
@@ -186,6 +200,10 @@ class OnnxNet:
         if self.provider == "openvino":
             return _OvGraph(path, self.threads, bf16=self.precision == "bf16")
         return _OrtGraph(path, self.threads, self.provider, self.device, self.precision == "fp16")
+
+    def threads_in_use(self) -> int:
+        """The per-frame graph's thread count as its runtime reports it."""
+        return self._features.threads()
 
     @staticmethod
     def _arrays(tensors: list[torch.Tensor]) -> list[np.ndarray]:

@@ -209,7 +209,7 @@ class DepthwiseRPN(nn.Module):
         return self.track(self.template(zfs), xfs)
 
 
-def _weighted_sum(maps: list[torch.Tensor], weights: torch.Tensor | None) -> torch.Tensor:
+def weighted_sum(maps: list[torch.Tensor], weights: torch.Tensor | None) -> torch.Tensor:
     """Sum the maps in level order, each times its weight when weights are given."""
     total = maps[0] if weights is None else maps[0] * weights[0]
     for i in range(1, len(maps)):
@@ -269,10 +269,10 @@ class MultiRPN(nn.Module):
         loc_maps = [o[1] for o in outs]
         if self.weighted:
             return (
-                _weighted_sum(cls_maps, F.softmax(self.cls_weight, 0)),
-                _weighted_sum(loc_maps, F.softmax(self.loc_weight, 0)),
+                weighted_sum(cls_maps, F.softmax(self.cls_weight, 0)),
+                weighted_sum(loc_maps, F.softmax(self.loc_weight, 0)),
             )
-        return _weighted_sum(cls_maps, None) / self.levels, _weighted_sum(
+        return weighted_sum(cls_maps, None) / self.levels, weighted_sum(
             loc_maps, None
         ) / self.levels
 

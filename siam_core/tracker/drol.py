@@ -195,8 +195,9 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
         online: OnlineConfig | None = None,
         device: str | torch.device = "cpu",
         optimize: bool = True,
+        runtime: Any = None,
     ) -> None:
-        super().__init__(model, cfg, device=device, optimize=optimize)
+        super().__init__(model, cfg, device=device, optimize=optimize, runtime=runtime)
         self._setup_online(cfg, online or cfg.online_settings())
         self.name = f"{cfg.name}+online" if cfg.online is None else cfg.name
 
@@ -432,7 +433,9 @@ def online_tracker(tracker: SiamRPNTracker, overrides: dict[str, Any] | None = N
     else:
         base = tracker.cfg.online_settings()
     online = base.replace(**overrides) if overrides else base
-    return DROLTracker(tracker.model, tracker.cfg, online, device=tracker.device)
+    return DROLTracker(
+        tracker.model, tracker.cfg, online, device=tracker.device, runtime=tracker.runtime
+    )
 
 
 def build_drol_tracker(

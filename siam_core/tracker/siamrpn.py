@@ -308,6 +308,11 @@ class SiamRPNTracker(Tracker):
         self._shared_frame: tuple[np.ndarray, torch.Tensor] | None = None
         self.accelerate(precision, graph_mode, device_crops)
 
+    @property
+    def runtime(self) -> Any:
+        """The exported graphs this tracker's network calls go to (``OnnxNet``), or None."""
+        return self._runtime
+
     def accelerate(
         self, precision: str = "fp32", graph_mode: str = "eager", device_crops: bool | None = None
     ) -> None:

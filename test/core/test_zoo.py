@@ -55,3 +55,18 @@ def parity_boxes(device: str, frames: int = 12) -> np.ndarray:
 @pytest.mark.gpu
 def test_cuda_tracks_like_the_cpu() -> None:
     np.testing.assert_allclose(parity_boxes("cuda"), parity_boxes("cpu"), atol=0.5)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_exported_backends_take_the_auto_thread_rule(backend: str, tmp_path, monkeypatch) -> None:
+    """``threads=0`` is the project's ``auto`` count (one thread on a 2-core machine), never
+    the runtime's one-thread-per-core default, which the node's 2 cores share with DDS."""
+    pytest.importorskip(backend, reason=f"{backend} missing: run `make setup`")
+    from siam_core.threads import auto_threads
+
+    monkeypatch.setenv("SIAM_TRACKER_CACHE", str(tmp_path))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    tracker = zoo.load_tracker("", "", backend=backend, threads=0)
+    assert tracker.net.threads_in_use() == auto_threads()
+    tracker = zoo.load_tracker("", "", backend=backend, threads=2)
+    assert tracker.net.threads_in_use() == 2
