@@ -30,6 +30,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 import torch
@@ -190,6 +191,7 @@ class OnlineClassifier:
         self._job: Future | None = None
         self._scheduled = False  # an update job is queued or running and will read _pending
         self._ready = threading.Event()
+        self._failure: BaseException | None = None  # of a worker job, until taken
         self._cancel = threading.Event()  # set by close(): the running solve stops early
         self._pending: list[tuple[torch.Tensor | None, torch.Tensor | None, float, int]] = []
         self.frame_num = 0
@@ -532,11 +534,21 @@ class OnlineClassifier:
             if self._job is job:
                 return
 
-    @staticmethod
-    def _cancellable(fn: Callable[..., None], *args: object) -> None:
-        """Run ``fn`` on the worker; a solve stopped by :meth:`close` just ends the job."""
-        with contextlib.suppress(Cancelled):
+    def _cancellable(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn`` on the worker; a solve stopped by :meth:`close` just ends the job, any
+        other failure is kept for :meth:`take_failure` (nobody waits on the job's result)."""
+        try:
             fn(*args)
+        except Cancelled:
+            pass
+        except Exception as exc:
+            self._failure = exc
+            raise
+
+    def take_failure(self) -> BaseException | None:
+        """The exception a worker job ended with, once (the frame path reports it)."""
+        failure, self._failure = self._failure, None
+        return failure
 
     def close(self, wait: bool = True) -> None:
         """Stop this classifier's jobs: a queued one never starts, a running training is
@@ -554,7 +566,8 @@ class OnlineClassifier:
             job, self._job = self._job, None
             self._pending = []
         if job is not None and not job.cancel() and wait:
-            job.result()  # running: stops at its next CG iteration
+            # running: stops at its next CG iteration; a failure is the frame path's to report
+            futures_wait([job])
         if self._executor is not None and self._own_executor:
             self._executor.shutdown(wait=wait)
             self._executor = None

@@ -197,6 +197,11 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
         optimize: bool = True,
         runtime: Any = None,
     ) -> None:
+        if runtime is not None and any(runtime.manifest.get("folded_levels", [])):
+            raise ValueError(
+                f"{runtime.dir}: folded graphs give backbone maps where the classifier reads "
+                "the neck's; export with fold=False (zoo.build does for online trackers)"
+            )
         super().__init__(model, cfg, device=device, optimize=optimize, runtime=runtime)
         self._setup_online(cfg, online or cfg.online_settings())
         self.name = f"{cfg.name}+online" if cfg.online is None else cfg.name
@@ -214,6 +219,12 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
     def _score_features(self, sp: SearchPatch) -> None:
         """The classifier scores this search's features; ``_fuse_scores`` blends its map in
         (z_1's search; ``_track`` adds z_s's on the same features)."""
+        failure = self.online.classifier.take_failure()
+        if failure is not None:  # said once; the classifier stays unready, the Siamese score rules
+            raise RuntimeError(
+                f"{self.name}: the online classifier failed on its worker "
+                f"({type(failure).__name__}: {failure}); tracking goes on without it"
+            ) from failure
         # DROL crops z_s with this frame's context side, taken before the state changes
         self._frame_side = self._context_side()
         t0 = time.perf_counter()
@@ -332,6 +343,12 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         self._start_online(image, box, s_z)
 
     def _search_sides(self) -> np.ndarray:
+        failure = self.online.classifier.take_failure()
+        if failure is not None:  # said once; the classifier stays unready, the Siamese score rules
+            raise RuntimeError(
+                f"{self.name}: the online classifier failed on its worker "
+                f"({type(failure).__name__}: {failure}); tracking goes on without it"
+            ) from failure
         # DROL crops z_s with this frame's context side, taken before the state changes
         self._frame_side = self._context_side()
         t = self.cfg.tracker

@@ -149,3 +149,32 @@ def test_online_is_refused_where_it_would_change_the_tracker() -> None:
 
     with pytest.raises(OnlineUnsupported, match=r"online learning.*official conventions"):
         build("dasiamrpn_vot", online={})
+
+
+def test_a_failed_worker_job_is_reported_once_and_tracking_goes_on(
+    default_plain: SiamRPNTracker,  # noqa: F811
+    frames,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A training that fails on the worker thread (here: made to raise) is not lost in its
+    future: the next frame raises it, naming the classifier, and later frames track on the
+    Siamese score alone (the node logs the one failed frame and goes on)."""
+    from siam_core.online.classifier import OnlineClassifier
+
+    def broken(*args) -> None:
+        raise FloatingPointError("CG diverged")
+
+    monkeypatch.setattr(OnlineClassifier, "_train_joint", broken)
+    tracker = _alone(default_plain, async_update=True)
+    tracker.init(frames[0], BOXES["bag"])
+    classifier = tracker.online.classifier
+    with pytest.raises(FloatingPointError):
+        classifier.wait()
+    with pytest.raises(RuntimeError, match=r"online classifier failed.*CG diverged"):
+        tracker.track(frames[1])
+    plain = MultiTracker.from_tracker(default_plain)
+    plain.add("bag", frames[0], BOXES["bag"])
+    for frame in frames[1:4]:  # the Siamese tracker alone from here, as if never online
+        assert tracker.track(frame).box == pytest.approx(plain.track(frame)["bag"].box)
+    assert not classifier.ready
+    tracker.close()

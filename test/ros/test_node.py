@@ -232,10 +232,10 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
     ros_context, ros_env, start_node, clip, tmp_path
 ) -> None:
     """backend:=onnxruntime: the node exports the graphs on first use (into its cache) and
-    gives pysot's boxes, as the PyTorch backend does. online:=true (the default) cannot wrap
-    an exported runtime: the node says so and tracks without the classifier."""
+    gives pysot's boxes, as the PyTorch backend does (the fixture's online:=false: pysot's
+    tracker has no classifier). The export is the folded one."""
     ros_env["SIAM_TRACKER_CACHE"] = str(tmp_path / "cache")
-    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime", "online:=true")
+    start_node("/onnx", "qos_reliability:=reliable", "backend:=onnxruntime")
     driver = Driver(ros_context, "/onnx")
     driver.wait_ready(timeout=120.0)
     first = frame_msg(clip["frames"][0], 0)
@@ -253,8 +253,25 @@ def test_onnxruntime_backend_reproduces_the_track_through_the_node(
             bbox.size_y,
         ]
         np.testing.assert_allclose(got, clip["reference"][k]["bbox"], atol=0.5, err_msg=f"{k}")
-    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 1
+    (folder,) = (tmp_path / "cache" / "onnx").iterdir()
+    assert not folder.name.endswith("-unfolded")
     assert "online" not in driver.status[-1].model
+
+
+def test_online_runs_on_an_exported_backend_through_the_node(
+    ros_context, ros_env, start_node, clip, tmp_path
+) -> None:
+    """online:=true on backend:=onnxruntime: the classifier wraps the exported graphs (an
+    unfolded export: it reads the neck's maps) and the node tracks with it."""
+    ros_env["SIAM_TRACKER_CACHE"] = str(tmp_path / "cache")
+    start_node("/onnx_online", "qos_reliability:=reliable", "backend:=onnxruntime", "online:=true")
+    driver = Driver(ros_context, "/onnx_online")
+    driver.start_on(clip["frames"][0], clip["init"])
+    for k in range(1, 4):
+        assert driver.step(frame_msg(clip["frames"][k], k)).state == TrackerStatus.TRACKING
+    assert driver.status[-1].model.endswith("+online")
+    (folder,) = (tmp_path / "cache" / "onnx").iterdir()
+    assert folder.name.endswith("-unfolded")
 
 
 def test_gpu_path_parameters_reach_the_tracker(ros_context, ros_env, start_node, clip) -> None:
