@@ -121,6 +121,16 @@ class _OnlineParts:
         self._kernels_st = kernels if self.online_cfg.template_update else None
         self._z_st = None
 
+    def _report_worker_failure(self) -> None:
+        """Raise, once, what a training on the worker thread failed with (nobody waits on its
+        result); the classifier stays unready after it, so the Siamese score alone tracks."""
+        failure = self.online.classifier.take_failure()
+        if failure is not None:
+            raise RuntimeError(
+                f"{self.name}: the online classifier failed on its worker "  # type: ignore[attr-defined]
+                f"({type(failure).__name__}: {failure}); tracking goes on without it"
+            ) from failure
+
     def reset(self) -> None:
         super().reset()  # type: ignore[misc]
         self.online.close()
@@ -219,12 +229,7 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
     def _score_features(self, sp: SearchPatch) -> None:
         """The classifier scores this search's features; ``_fuse_scores`` blends its map in
         (z_1's search; ``_track`` adds z_s's on the same features)."""
-        failure = self.online.classifier.take_failure()
-        if failure is not None:  # said once; the classifier stays unready, the Siamese score rules
-            raise RuntimeError(
-                f"{self.name}: the online classifier failed on its worker "
-                f"({type(failure).__name__}: {failure}); tracking goes on without it"
-            ) from failure
+        self._report_worker_failure()
         # DROL crops z_s with this frame's context side, taken before the state changes
         self._frame_side = self._context_side()
         t0 = time.perf_counter()
@@ -343,12 +348,7 @@ class DROLSiamFCTracker(_OnlineParts, SiamFCTracker):
         self._start_online(image, box, s_z)
 
     def _search_sides(self) -> np.ndarray:
-        failure = self.online.classifier.take_failure()
-        if failure is not None:  # said once; the classifier stays unready, the Siamese score rules
-            raise RuntimeError(
-                f"{self.name}: the online classifier failed on its worker "
-                f"({type(failure).__name__}: {failure}); tracking goes on without it"
-            ) from failure
+        self._report_worker_failure()
         # DROL crops z_s with this frame's context side, taken before the state changes
         self._frame_side = self._context_side()
         t = self.cfg.tracker
