@@ -3,12 +3,12 @@
 The graphs of a (weights file, config) pair go into ``$SIAM_TRACKER_CACHE`` (default
 ``~/.cache/siam-tracker``) under ``onnx/<key>``, the key a hash of the weights' bytes, the
 config, the torch version and the export recipe, so a changed file or exporter never reuses
-stale graphs. The
-export is checked against PyTorch on a real crop pair when the demo clip or the shared ``bag``
-clip is on disk, else on a deterministic textured image; the manifest says which. int8 graphs
-(``siam_core.deploy.quantize``) are quantised from an unfolded export of the same network (made
-in passing, not kept) into ``onnx/<key>-int8-<q>``, ``q`` a hash of the calibration set and
-the quantiser's version.
+stale graphs. The export is checked against PyTorch on a real crop pair when the demo clip or
+the shared ``bag`` clip is on disk, else on a deterministic textured image; the manifest says
+which. An online (DROL) tracker takes the unfolded graphs, under ``onnx/<key>-unfolded``.
+int8 graphs (``siam_core.deploy.quantize``) are quantised from an unfolded export of the same
+network (made in passing, not kept) into ``onnx/<key>-int8-<q>``, ``q`` a hash of the
+calibration set and the quantiser's version.
 """
 
 from __future__ import annotations
@@ -96,19 +96,19 @@ def cached_export(
     key = _key(weights, cfg)
     target = cache_root() / "onnx" / (key if fold or precision == "int8" else f"{key}-unfolded")
 
-    def export(tmp: Path, fold: bool = True) -> None:
+    def write(tmp: Path, fold: bool = True) -> None:
         frame, box, source = check_frame()
         z, x = SiamRPNTracker(model, cfg, optimize=False).patches(frame, box)
         export_onnx(model, cfg, tmp, z, x, check_image=source, fold=fold)
 
     if precision != "int8":
-        return _publish(target, lambda tmp: export(tmp, fold))
+        return _publish(target, lambda tmp: write(tmp, fold))
     from siam_core.deploy import quantize
 
     def int8(tmp: Path) -> None:
         tracker = SiamRPNTracker(model, cfg, optimize=False)
         with tempfile.TemporaryDirectory(prefix=".export-src-", dir=tmp.parent) as src:
-            export(Path(src), fold=False)  # the quantiser's source (export_onnx's doc)
+            write(Path(src), fold=False)  # the quantiser's source (export_onnx's doc)
             quantize.quantize_export(src, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS)
 
     return _publish(target.with_name(f"{key}-int8-{_int8_key()}"), int8)

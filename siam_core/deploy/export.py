@@ -6,8 +6,9 @@ where the tracker splits it (``SiameseRPN.template`` / ``features`` / ``rpn_head
 
 * ``template.onnx``: exemplar patch ``z`` (B, 3, 127, 127) -> the head's kernels
   ``kernel_0 … kernel_{K-1}``, computed once per target;
-* ``features.onnx``: search patch ``x`` (B, 3, S, S), any S -> backbone/neck maps
-  ``feat_0 … feat_{L-1}``;
+* ``features.onnx``: search patch ``x`` (B, 3, S, S), any S -> the maps the head takes,
+  ``feat_0 … feat_{L-1}`` (the neck's, or the backbone's on a level whose neck is folded into
+  the head: ``siam_core.deploy.fold``, listed as ``folded_levels`` in the manifest);
 * ``head_b{B}.onnx``: kernels and search maps of B targets -> ``cls`` (B, 2k, s, s) and
   ``loc`` (B, 4k, s, s). The correlation is a grouped convolution whose group count is the
   batch times the channels, a static ONNX attribute, so the head is exported per batch size.

@@ -101,14 +101,18 @@ def _fold_pays(adjust: AdjustLayer, branch: DepthwiseXCorr) -> bool:
     return c * 2 * h * taps < c * h + 2 * h * h * taps
 
 
+def _levels(head: nn.Module) -> list[nn.Module]:
+    """A head's per-level RPNs (one for a single-level head)."""
+    return [head._rpn(i) for i in range(head.levels)] if isinstance(head, MultiRPN) else [head]
+
+
 def foldable(net: nn.Module) -> bool:
     """Whether ``net`` has the structure this module composes: a depth-wise RPN head (one or
     several levels) whose search convolutions are plain kxk conv-BN-ReLU, behind no neck or
     an ``AdjustAllLayer``/``AdjustLayer`` neck."""
     if not isinstance(net, SiameseRPN):
         return False
-    head = net.rpn_head
-    levels = [head._rpn(i) for i in range(head.levels)] if isinstance(head, MultiRPN) else [head]
+    levels = _levels(net.rpn_head)
     if not all(isinstance(r, DepthwiseRPN) for r in levels):
         return False
     for rpn in levels:
@@ -130,7 +134,7 @@ class FoldedSearch(nn.Module):
         if not foldable(net):
             raise ValueError(f"{type(net).__name__}: not a depth-wise RPN network to fold")
         head = net.rpn_head
-        rpns = [head._rpn(i) for i in range(head.levels)] if isinstance(head, MultiRPN) else [head]
+        rpns = _levels(head)
         neck = getattr(net, "neck", None)
         adjusts: list[AdjustLayer | None]
         if neck is None:
@@ -142,15 +146,15 @@ class FoldedSearch(nn.Module):
         if len(adjusts) != len(rpns):
             raise ValueError(f"{len(adjusts)} neck levels for {len(rpns)} head levels")
         self.backbone = net.backbone
-        # per level: the neck to run in the features graph, or None (folded / no neck)
-        self.necks = nn.ModuleList()
+        # per level: the neck as trained (Identity without one); on a folded level only its
+        # centre crop runs in the features graph, the 1x1 convolution is in the head's
+        self.necks = nn.ModuleList(a if a is not None else nn.Identity() for a in adjusts)
         self.folded: list[bool] = []
         levels = []
         with torch.no_grad():
             for rpn, adjust in zip(rpns, adjusts, strict=True):
                 fold = adjust is not None and _fold_pays(adjust, rpn.cls)
                 self.folded.append(fold)
-                self.necks.append(nn.Identity() if adjust is None or fold else adjust.downsample)
                 levels.append(_FoldedLevel(rpn, adjust if fold else None))
         self.levels = nn.ModuleList(levels)
         self.weights: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -165,10 +169,16 @@ class FoldedSearch(nn.Module):
             self.multi, self.weighted = False, False
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The maps the folded head takes, one per level (search maps: no template crop)."""
+        """The maps the folded head takes, one per level; a map narrower than 20 (a search
+        crop not much larger than the exemplar) is cropped as the neck crops it, pysot's rule."""
         feats = self.backbone(x)
         maps = [feats] if isinstance(feats, torch.Tensor) else list(feats)
-        return [neck(m) for neck, m in zip(self.necks, maps, strict=True)]
+        out = []
+        for neck, folded, m in zip(self.necks, self.folded, maps, strict=True):
+            if isinstance(neck, AdjustLayer):
+                m = neck.centre_crop(m) if folded else neck.adjust(m)
+            out.append(m)
+        return out
 
     def head(
         self, kernels: Sequence[torch.Tensor], feats: Sequence[torch.Tensor]

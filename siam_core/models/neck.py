@@ -57,7 +57,11 @@ class AdjustLayer(nn.Module):
             raise ValueError(
                 f"AdjustLayer expects (N, {self.in_channels}, H, W) maps, got {tuple(x.shape)}"
             )
-        x = self.downsample(x)
+        return self.centre_crop(self.downsample(x))
+
+    def centre_crop(self, x: Tensor) -> Tensor:
+        """``adjust``'s crop alone: the centre ``center_size`` square of a map narrower than
+        20, else the map (a 1x1 convolution commutes with it, ``siam_core.deploy.fold``)."""
         width = x.shape[3]
         if width < CROP_BELOW:
             if width < self.center_size:
