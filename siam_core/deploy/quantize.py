@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from siam_core.deploy.export import MANIFEST, head_file, read_manifest
+from siam_core.deploy.export import MANIFEST, head_file, merge_search, read_manifest, search_file
 
 # Never calibrated on: the shared test sequences (shared/data/README's split).
 TEST_SEQUENCES = frozenset(
@@ -196,6 +196,8 @@ def quantize_export(
             feeds.append(dict(zip(k_names + f_names, ks + fs, strict=True)))
         name = head_file(batch)
         report[name] = _quantise(src / name, out / name, feeds, True)
+        if batch in manifest.get("search_batches", []):
+            merge_search(out / "features.onnx", out / name, out / search_file(batch))
     new = copy.deepcopy(manifest)
     new["precision"] = "int8"
     new["quantisation"] = {

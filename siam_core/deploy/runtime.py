@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from siam_core.deploy import BACKENDS, CPU_ONLY_BACKENDS, check_precision
-from siam_core.deploy.export import head_file, read_manifest
+from siam_core.deploy.export import head_file, read_manifest, search_file
 
 __all__ = ["BACKENDS", "OnnxNet"]
 
@@ -191,6 +191,7 @@ class OnnxNet:
         self._template = self._open("template.onnx")
         self._features = self._open("features.onnx")
         self._heads: dict[int, _OrtGraph | _OvGraph] = {}
+        self._searches: dict[int, _OrtGraph | _OvGraph] = {}
         self.rpn_head = _OnnxHead(self)
 
     def _open(self, name: str) -> _OrtGraph | _OvGraph:
@@ -218,6 +219,25 @@ class OnnxNet:
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self._tensors(self._features(self._arrays([x])))
+
+    @property
+    def fused(self) -> bool:
+        """Whether the export has the merged search graphs (``search_b{N}.onnx``)."""
+        return bool(self.manifest.get("search_batches"))
+
+    def search(
+        self, x: torch.Tensor, kernels: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cls``, ``loc`` of search patches ``x`` with their targets' kernels in one call
+        (the merged graph of that batch size); without one, features then head."""
+        batch = int(x.shape[0])
+        if batch not in self.manifest.get("search_batches", []):
+            return self.run_head([*kernels, *self.features(x)])
+        graph = self._searches.get(batch)
+        if graph is None:
+            graph = self._searches[batch] = self._open(search_file(batch))
+        cls, loc = self._tensors(graph(self._arrays([x, *kernels])))
+        return cls, loc
 
     def run_head(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The head for a batch of targets; a batch size without a graph of its own (any

@@ -223,6 +223,8 @@ class DROLTracker(_OnlineParts, SiamRPNTracker):
         super()._init(image, box)
         self._start_online(image, box, max(1, round(self._context_side())))
 
+    reads_features = True  # the classifier scores the search's maps
+
     def _fuse_scores(self, pscore: np.ndarray, score_size: int) -> np.ndarray:
         return self.online.fuse(pscore)
 

@@ -220,21 +220,29 @@ class MultiTracker:
         net = self._prototype.net
         for members in groups.values():
             t0 = time.perf_counter()
+            # one merged graph where nobody reads the maps (no online target in the group)
+            fused = all(self._inner(m[1]).fused_search for m in members)
+            feats: list[torch.Tensor] = []
             with torch.inference_mode():
                 batch = torch.cat([self._inner(m[1])._to_tensor(m[3].features) for m in members])
-                feats = net.features(batch)
                 kernels = [
                     torch.cat([self._inner(m[1])._kernels[i] for m in members])  # type: ignore[index]
                     for i in range(len(self._inner(members[0][1])._kernels))  # type: ignore[arg-type]
                 ]
-                cls, loc = net.rpn_head.track(kernels, feats)
+                if fused:
+                    cls, loc = net.search(batch, kernels)
+                else:
+                    feats = net.features(batch)
+                    cls, loc = net.rpn_head.track(kernels, feats)
                 self._prototype._sync()
             share = (time.perf_counter() - t0) / len(members)
             for row, (_, target, plan, crop) in enumerate(members):
                 inner = self._inner(target)
                 crop.timings["network"] = share
-                sp = replace(crop, features=[f[row : row + 1] for f in feats])
-                inner._score_features(sp)  # an online target's classifier scores its slice
+                sp = crop
+                if feats:
+                    sp = replace(crop, features=[f[row : row + 1] for f in feats])
+                    inner._score_features(sp)  # an online target's classifier scores its slice
                 res = inner.select(cls[row : row + 1], loc[row : row + 1], sp)
                 inner.prefetch(frame, res, plan[0], plan[1])
         return {tid: target.track(frame) for tid, target in self._targets.items()}

@@ -502,9 +502,25 @@ class SiamRPNTracker(Tracker):
         pre, self._prefetched = self._prefetched, None
         if pre is not None and pre[0] == (id(image), instance_size, window_influence):
             return pre[1]
+        if self.fused_search:  # exported graphs, and no classifier reading the features
+            sp = self._search_patch(image, instance_size, window_influence, with_features=False)
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                cls, loc = self._runtime.search(self._to_tensor(sp.features), self._kernels)
+            sp.timings["network"] = time.perf_counter() - t0
+            return self.select(cls, loc, sp)
         sp = self._search_patch(image, instance_size, window_influence)
         self._score_features(sp)
         return self._search_with(self._kernels, sp)
+
+    @property
+    def fused_search(self) -> bool:
+        """Whether a search runs as one call of the runtime's merged graph: exported graphs
+        that have it, and no hook on the features (``reads_features``: DROL's classifier)."""
+        return self._runtime is not None and self._runtime.fused and not self.reads_features
+
+    # a tracker whose ``_score_features`` uses the maps sets this, so they are computed apart
+    reads_features = False
 
     def _score_features(self, sp: SearchPatch) -> None:
         """Hook on one search's backbone features (batch 1) before its head outputs are

@@ -69,9 +69,10 @@ def test_int8_export_is_quantised_on_training_crops(default_exports) -> None:
     assert len(names) == PAIRS // quantize.SEARCHES_PER_SEQUENCE
     train = {p.name for p in quantize.training_sequences()}
     assert set(names) <= train and not any(quantize._is_test_sequence(Path(n)) for n in names)
-    graph = onnx.load(str(default_exports["int8"] / "features.onnx")).graph
-    ops = {n.op_type for n in graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    for name in ("features.onnx", "search_b1.onnx"):  # the merged graph of the int8 ones
+        graph = onnx.load(str(default_exports["int8"] / name)).graph
+        ops = {n.op_type for n in graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     # every Conv of the head but the correlations (template kernels as weights) is int8
     head = q[1]["graphs"]["head_b1.onnx"]
     assert head["float32_convs"] == manifest["num_features"] * 2 and head["int8_convs"] > 0

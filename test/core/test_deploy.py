@@ -39,7 +39,15 @@ def test_export_writes_checked_graphs_and_manifest(exported: Path, alex) -> None
     manifest = read_manifest(exported)
     assert manifest["config"] == alex[1].to_dict()
     assert manifest["head_batches"] == [1, 3]
-    assert set(manifest["graphs"]) == {"template", "features", "head_b1", "head_b3"}
+    assert set(manifest["graphs"]) == {
+        "template",
+        "features",
+        "head_b1",
+        "head_b3",
+        "search_b1",
+        "search_b3",
+    }
+    assert manifest["search_batches"] == [1, 3]
     for graph in manifest["graphs"].values():
         assert (exported / graph["file"]).is_file()
     assert manifest["graphs"]["template"]["inputs"] == {"z": [1, 3, 127, 127]}

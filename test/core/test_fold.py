@@ -126,6 +126,16 @@ def test_folded_export_tracks_as_pytorch_and_int8_starts_unfolded(clip, tmp_path
         err = float(np.abs(np.subtract(a.box, b.box)).max())
         assert err < 0.05, f"frame {i}: folded graphs' box off by {err:.4f} px"
         assert abs(a.score - b.score) < 1e-4
+    # a plain tracker runs the merged search graph in one call; the classifier reads maps
+    runtime = got.runtime
+    assert runtime.fused and got.fused_search
+    assert "network" in got.track(clip[1]).timings
+    x_t = torch.from_numpy(x).permute(2, 0, 1)[None].float()
+    kernels = runtime.template(torch.from_numpy(z).permute(2, 0, 1)[None].float())
+    one = runtime.search(x_t, kernels)
+    two = runtime.run_head([*kernels, *runtime.features(x_t)])
+    for a, b in zip(one, two, strict=True):
+        assert float((a - b).abs().max() / b.abs().max()) < 1e-5
     with pytest.raises(ValueError, match="unfolded export"):
         quantize.quantize_export(tmp_path / "folded", tmp_path / "int8", fp32, pairs=2)
     unfolded = export_onnx(model, cfg, tmp_path / "unfolded", z, x, fold=False)
