@@ -190,8 +190,7 @@ class OnnxNet:
         self.anchor_num = int(heads.get("anchor_num", 5))
         self._template = self._open("template.onnx")
         self._features = self._open("features.onnx")
-        self._heads: dict[int, _OrtGraph | _OvGraph] = {}
-        self._searches: dict[int, _OrtGraph | _OvGraph] = {}
+        self._per_batch: dict[str, _OrtGraph | _OvGraph] = {}  # head/search graphs, by file
         self.rpn_head = _OnnxHead(self)
 
     def _open(self, name: str) -> _OrtGraph | _OvGraph:
@@ -201,6 +200,13 @@ class OnnxNet:
         if self.provider == "openvino":
             return _OvGraph(path, self.threads, bf16=self.precision == "bf16")
         return _OrtGraph(path, self.threads, self.provider, self.device, self.precision == "fp16")
+
+    def _batch_graph(self, name: str) -> _OrtGraph | _OvGraph:
+        """A per-batch-size graph, opened on its first use."""
+        graph = self._per_batch.get(name)
+        if graph is None:
+            graph = self._per_batch[name] = self._open(name)
+        return graph
 
     def threads_in_use(self) -> int:
         """The per-frame graph's thread count as its runtime reports it."""
@@ -233,9 +239,7 @@ class OnnxNet:
         batch = int(x.shape[0])
         if batch not in self.manifest.get("search_batches", []):
             return self.run_head([*kernels, *self.features(x)])
-        graph = self._searches.get(batch)
-        if graph is None:
-            graph = self._searches[batch] = self._open(search_file(batch))
+        graph = self._batch_graph(search_file(batch))
         cls, loc = self._tensors(graph(self._arrays([x, *kernels])))
         return cls, loc
 
@@ -246,8 +250,5 @@ class OnnxNet:
         if batch > 1 and batch not in self.manifest.get("head_batches", [1]):
             rows = [self.run_head([t[i : i + 1] for t in tensors]) for i in range(batch)]
             return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
-        graph = self._heads.get(batch)
-        if graph is None:
-            graph = self._heads[batch] = self._open(head_file(batch))
-        cls, loc = self._tensors(graph(self._arrays(tensors)))
+        cls, loc = self._tensors(self._batch_graph(head_file(batch))(self._arrays(tensors)))
         return cls, loc

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +40,18 @@ def read_video(path: Path, limit: int | None = None) -> list:
     if not frames:
         pytest.fail(f"OpenCV read no frames from {path}")
     return frames
+
+
+def steps_from_reference(ref, got, frames: list, box) -> Iterator[tuple[int, float, float]]:
+    """Both trackers started on ``frames[0]`` at ``box``; every later frame tracked by ``got``
+    from ``ref``'s state (one step's difference): (frame index, largest box difference in px,
+    score difference)."""
+    ref.init(frames[0], box)
+    got.init(frames[0], box)
+    for i, frame in enumerate(frames[1:], 1):
+        got.center_pos, got.size = ref.center_pos.copy(), ref.size.copy()
+        a, b = ref.track(frame), got.track(frame)
+        yield i, float(np.abs(np.subtract(a.box, b.box)).max()), abs(a.score - b.score)
 
 
 def parity_alex():
