@@ -175,6 +175,7 @@ class TrackerLogic:
         self._worker: TrackingWorker | None = None
         self._tracker: Tracker | None = None
         self._device = "cpu"
+        self._runtime = ""  # "backend precision" the tracker runs (resolve_runtime's choice)
         self._image_sub = None
         self._init_sub = None
         self._debug_pub = None
@@ -263,17 +264,32 @@ class TrackerLogic:
             ),
         ]
 
-    def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str]:
-        """A tracker for ``params``; failures are ``ParamError`` naming the parameter to blame."""
+    def _build_tracker(self, params: dict[str, Any]) -> tuple[Tracker, str, str]:
+        """(tracker, device, "backend precision" resolved) for ``params``; failures are
+        ``ParamError`` naming the parameter to blame."""
         from siam_core.zoo import (  # torch: not needed for --help
             OnlineUnsupported,
             backend_device,
             load_tracker,
+            resolve_runtime,
         )
 
         requested = params["device"]
         try:
-            device = backend_device(params["backend"], requested)
+            backend, precision = resolve_runtime(
+                params["backend"],
+                params["precision"],
+                requested,
+                params["model"],
+                params["weights"],
+                params["graph_mode"],
+            )
+        except ValueError as exc:  # e.g. damaged shipped int8 graphs
+            raise ParamError("precision", params["precision"], str(exc)) from exc
+        except RuntimeError as exc:  # e.g. cuda asked for, none visible
+            raise ParamError("device", requested, str(exc)) from exc
+        try:
+            device = backend_device(backend, requested)
         except (ValueError, RuntimeError) as exc:
             raise ParamError("device", requested, str(exc)) from exc
         long_term = self._long_term_overrides(params) if params["long_term"] else None
@@ -287,10 +303,10 @@ class TrackerLogic:
                 params["weights"],
                 device,
                 long_term,
-                backend=params["backend"],
+                backend=backend,
                 threads=self._threads,  # resolved: 0 would be a runtime's all-cores default
                 online=online,
-                precision=params["precision"],
+                precision=precision,
                 graph_mode=params["graph_mode"],
             )
 
@@ -314,7 +330,7 @@ class TrackerLogic:
             if isinstance(exc, RuntimeError) and device.startswith("cuda"):
                 blame = "device"  # e.g. CUDA out of memory
             raise ParamError(blame, params[blame], str(exc)) from exc
-        return tracker, device
+        return tracker, device, f"{backend} {precision}"
 
     @staticmethod
     def _long_term_overrides(params: dict[str, Any]) -> dict[str, float]:
@@ -326,7 +342,7 @@ class TrackerLogic:
 
     def _load_model(self) -> None:
         params = self._params
-        self._tracker, self._device = self._build_tracker(params)
+        self._tracker, self._device, self._runtime = self._build_tracker(params)
         if params["device"] == "auto" and self._device == "cpu":
             self.get_logger().info("no CUDA device visible to PyTorch: tracking on the CPU")
         self._worker = TrackingWorker(
@@ -339,8 +355,8 @@ class TrackerLogic:
             max_targets=params["max_targets"],
         )
         self.get_logger().info(
-            f"model {self._tracker.name} loaded on {self._device}, backend {params['backend']} "
-            f"{params['precision']} (CPU threads: {self._threads})"
+            f"model {self._tracker.name} loaded on {self._device}, backend {self._runtime} "
+            f"(asked: {params['backend']} {params['precision']}; CPU threads: {self._threads})"
         )
 
     def _set_debug_publisher(self, enabled: bool) -> None:
@@ -391,9 +407,9 @@ class TrackerLogic:
         if self._worker is None:  # not configured: configure reads the parameters
             self._params = new
             return
-        tracker, device = None, self._device
+        tracker, device, runtime = None, self._device, self._runtime
         if changed & RELOAD:
-            tracker, device = self._build_tracker(new)
+            tracker, device, runtime = self._build_tracker(new)
         elif changed & THRESHOLDS and isinstance(self._tracker, _long_term_tracker_class()):
             self._worker.set_long_term(self._long_term_config(new))
         if self._active and changed & RESUBSCRIBE:
@@ -405,8 +421,10 @@ class TrackerLogic:
                 raise ParamError("image_topic", new["image_topic"], str(exc)) from exc
         if tracker is not None:
             self._worker.replace_tracker(tracker)
-            self._tracker, self._device = tracker, device
-            self.get_logger().info(f"model {tracker.name} loaded on {device}; target dropped")
+            self._tracker, self._device, self._runtime = tracker, device, runtime
+            self.get_logger().info(
+                f"model {tracker.name} loaded on {device}, backend {runtime}; target dropped"
+            )
         if "buffer_size" in changed:
             self._worker.resize_buffer(new["buffer_size"])
         if "max_targets" in changed:  # targets already tracked are kept

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from siam_core.deploy import (
+    AUTO,
     BACKEND_PRECISIONS,
     BACKENDS,
     CPU_ONLY_BACKENDS,
@@ -57,17 +58,19 @@ PARAMETERS: tuple[Param, ...] = (
     Param("device", "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
     Param(
         "backend",
-        "torch",
-        "network runtime: torch, onnxruntime (CPU or CUDA), openvino (CPU), tensorrt (CUDA)",
+        "auto",
+        "network runtime: auto (OpenVINO int8 on the CPU where the model ships int8 graphs, "
+        "else torch), torch, onnxruntime (CPU or CUDA), openvino (CPU), tensorrt (CUDA)",
         None,
         None,
         True,
     ),
     Param(
         "precision",
-        "fp32",
-        "torch: fp32, fp16/bf16 autocast (bf16: AMX on CPU); onnxruntime: int8; openvino: "
-        "bf16, int8; tensorrt: fp16",
+        "auto",
+        "auto (int8 where an ONNX runtime on the CPU has shipped graphs, else fp32); torch: "
+        "fp32, fp16/bf16 autocast (bf16: AMX on CPU); onnxruntime: int8; openvino: bf16, int8; "
+        "tensorrt: fp16",
     ),
     Param("graph_mode", "eager", "torch: eager, cuda_graph (CUDA) or compile (torch.compile)"),
     Param("image_topic", "image_raw", "camera topic (sensor_msgs/Image), relative to namespace"),
@@ -246,14 +249,14 @@ def _check_gpu_options(merged: dict[str, Any]) -> None:
     """The GPU path's options: known values, and only where the backend and device take them
     (whether ``auto`` finds CUDA is checked when the tracker is built)."""
     backend, precision, mode = merged["backend"], merged["precision"], merged["graph_mode"]
-    if precision not in PRECISIONS:
-        raise ParamError("precision", precision, f"must be one of {PRECISIONS}")
+    if precision not in (AUTO, *PRECISIONS):
+        raise ParamError("precision", precision, f"must be one of {(AUTO, *PRECISIONS)}")
     if mode not in GRAPH_MODES:
         raise ParamError("graph_mode", mode, f"must be one of {GRAPH_MODES}")
-    if backend != "torch" and mode != "eager":
+    if backend not in ("torch", AUTO) and mode != "eager":
         raise ParamError("graph_mode", mode, f"an option of the torch backend, not of {backend}")
     allowed = BACKEND_PRECISIONS.get(backend, PRECISIONS)
-    if precision not in allowed:
+    if precision != AUTO and precision not in allowed:
         raise ParamError("precision", precision, f"backend {backend} takes {allowed}")
     if mode == "cuda_graph" and merged["device"] == "cpu":
         raise ParamError("graph_mode", mode, "CUDA graphs need device auto (with a GPU) or cuda")
@@ -271,8 +274,8 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
     for p in PARAMETERS:
         merged[p.name] = _typed(p.name, merged[p.name])
         _ranged(p, merged[p.name])
-    if merged["backend"] not in BACKENDS:
-        raise ParamError("backend", merged["backend"], f"must be one of {BACKENDS}")
+    if merged["backend"] not in (AUTO, *BACKENDS):
+        raise ParamError("backend", merged["backend"], f"must be one of {(AUTO, *BACKENDS)}")
     backend, device = merged["backend"], merged["device"]
     if backend in CPU_ONLY_BACKENDS and device not in ("", "auto", "cpu"):
         raise ParamError("device", device, f"backend {backend} runs on the CPU; use auto or cpu")

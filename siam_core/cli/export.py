@@ -1,7 +1,7 @@
 """``siam-export``: write a model as ONNX template and search graphs, checked against PyTorch.
 
     siam-export MODEL --weights W --out DIR [--image FRAME_OR_VIDEO --box x,y,w,h] [--batch N ...]
-                [--precision fp32|int8 [--calibration DIR] [--pairs N]]
+                [--precision fp32|int8 [--calibration DIR] [--pairs N] [--ship]]
 
 MODEL is a config name or YAML path (optional for our safetensors files, which embed theirs;
 with neither MODEL nor --weights the embedded default model is exported). The graphs are
@@ -11,7 +11,9 @@ checked on a real crop pair: the first frame of --image (a video or an image fil
 ``manifest.json``; ``siam-track --backend onnxruntime --onnx DIR`` runs them. ``--precision
 int8`` writes the per-frame graphs statically quantised instead, calibrated on N search crops of
 the training sequences in --calibration (default ../shared/data/train_extra; the shared test
-sequences are refused): ``siam_core.deploy.quantize``.
+sequences are refused): ``siam_core.deploy.quantize``. ``--ship`` also copies those int8 graphs
+beside the weights file (``<stem>-int8/``), where precision int8 and backend auto find them on a
+machine without the calibration data (how the embedded default model ships its own).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="graph precision")
     p.add_argument("--calibration", type=Path, help="int8: folder of training sequences")
     p.add_argument("--pairs", type=int, default=64, help="int8: calibration search crops")
+    p.add_argument(
+        "--ship", action="store_true", help="int8: also copy the graphs beside the weights file"
+    )
     return p
 
 
@@ -66,12 +71,14 @@ def run(args: argparse.Namespace) -> dict:
     from siam_core import zoo
     from siam_core.deploy.cache import check_frame
     from siam_core.deploy.export import export_onnx
-    from siam_core.deploy.quantize import quantize_export
+    from siam_core.deploy.quantize import quantize_export, ship
     from siam_core.tracker.base import check_box, check_image
     from siam_core.tracker.siamrpn import SiamRPNTracker
 
     if any(b < 1 or b > 64 for b in args.batch):
         raise ValueError("--batch sizes must be 1..64")
+    if args.ship and args.precision != "int8":
+        raise ValueError("--ship copies int8 graphs: add --precision int8")
     tracker = zoo.load_tracker(args.model, str(args.weights or ""), device="cpu")
     if args.image is not None:
         frame = check_image(_first_frame(args.image))
@@ -100,7 +107,10 @@ def run(args: argparse.Namespace) -> dict:
             source,
             fold=False,
         )
-        return quantize_export(tmp, args.out, fp32, args.calibration, args.pairs)
+        manifest = quantize_export(tmp, args.out, fp32, args.calibration, args.pairs)
+    if args.ship:
+        print(f"shipped int8 graphs -> {ship(args.out, args.weights or zoo.DEFAULT_WEIGHTS)}")
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,9 @@ BACKEND_PRECISIONS = {
     "tensorrt": ("fp32", "fp16"),
 }
 GRAPH_MODES = ("eager", "cuda_graph", "compile")
+# backend and precision: the fastest pair measured to keep the model's accuracy, decided per
+# model and device (siam_core.zoo.resolve_runtime)
+AUTO = "auto"
 
 
 def check_precision(backend: str, precision: str) -> None:

@@ -8,7 +8,8 @@ the shared ``bag`` clip is on disk, else on a deterministic textured image; the 
 which. An online (DROL) tracker takes the unfolded graphs, under ``onnx/<key>-unfolded``.
 int8 graphs (``siam_core.deploy.quantize``) are quantised from an unfolded export of the same
 network (made in passing, not kept) into ``onnx/<key>-int8-<q>``, ``q`` a hash of the
-calibration set and the quantiser's version.
+calibration set and the quantiser's version; where int8 graphs ship beside the weights
+(``quantize.ship``), they are used instead, under ``onnx/<key>-int8-shipped-<id>``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,16 @@ def cached_export(
     if precision != "int8":
         return _publish(target, lambda tmp: write(tmp, fold))
     from siam_core.deploy import quantize
+
+    shipped = quantize.shipped_int8(weights, cfg.to_dict())
+    if shipped is not None:  # graphs shipped beside the weights: no calibration data needed
+
+        def assemble(tmp: Path) -> None:
+            with tempfile.TemporaryDirectory(prefix=".export-src-", dir=tmp.parent) as src:
+                write(Path(src), fold=False)
+                quantize.assemble_shipped(src, tmp, shipped)
+
+        return _publish(target.with_name(f"{key}-int8-shipped-{shipped['id']}"), assemble)
 
     def int8(tmp: Path) -> None:
         tracker = SiamRPNTracker(model, cfg, optimize=False)

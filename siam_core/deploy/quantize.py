@@ -14,11 +14,17 @@ per sequence an exemplar on its first frame's box and search crops of later fram
 previous frame's box, as the tracker cuts them. The six shared test sequences are refused, even
 if a folder of that name is passed. The manifest records the method, the sequences and the
 number of crops.
+
+A weights file can ship its int8 graphs beside it (``ship``: ``<stem>-int8/``, the per-frame
+graphs and a record of the exact weights, config and quantiser they belong to), so that int8 runs
+where no calibration data is: the embedded default model ships them, and ``backend auto`` picks
+OpenVINO int8 for it (``siam_core.zoo.resolve_runtime``).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -40,6 +46,8 @@ RECIPE = (
     "backbone: all operators; head: constant-weight Convs"
 )
 CALIBRATION_PAIRS = 64  # search crops (and heads' inputs); one exemplar per sequence used
+SHIPPED_RECORD = "int8.json"
+SHIPPED_GRAPHS = ("features.onnx", head_file(1))  # the template graph stays float32 (module doc)
 
 
 def _is_test_sequence(folder: Path) -> bool:
@@ -212,3 +220,97 @@ def quantize_export(
         new["check"]["graphs"] = "float32, before quantisation"
     (out / MANIFEST).write_text(json.dumps(new, indent=2))
     return new
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def shipped_dir(weights: str | Path) -> Path:
+    """Where a weights file's shipped int8 graphs live: ``<stem>-int8/`` beside it."""
+    path = Path(weights)
+    return path.with_name(f"{path.stem}-int8")
+
+
+def ship(int8_dir: str | Path, weights: str | Path) -> Path:
+    """Copy the batch-1 per-frame graphs of the int8 export ``int8_dir`` (made from ``weights``)
+    beside ``weights`` with a record of what they belong to; returns the folder. Only those two
+    graphs travel: the float32 template graph and the merged search graph are made again from
+    the weights on first use (``assemble_shipped``), which keeps the shipped copy small."""
+    src = Path(int8_dir)
+    manifest = read_manifest(src)
+    if manifest.get("precision") != "int8" or 1 not in manifest.get("head_batches", []):
+        raise ValueError(f"{src}: ship takes an int8 export with a batch-1 head")
+    out = shipped_dir(weights)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED_GRAPHS:
+        shutil.copyfile(src / name, out / name)
+    local = ("float32_source", "shipped")  # paths on the machine that made the export
+    quantisation = {k: v for k, v in manifest["quantisation"].items() if k not in local}
+    record = {
+        "weights_sha256": _sha256(Path(weights)),
+        "config": manifest["config"],
+        "recipe": RECIPE,
+        "quantisation": quantisation,
+        "files": {name: _sha256(out / name) for name in SHIPPED_GRAPHS},
+    }
+    (out / SHIPPED_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True))
+    return out
+
+
+def shipped_int8(weights: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the int8 graphs shipped beside ``weights`` (``ship``) when they belong to
+    exactly these weights, ``config`` and this quantiser recipe, with ``dir`` and ``id`` (a
+    hash of the record) added; None where none ship or they belong to something else. A
+    record whose graphs are not the files it names is an error: a damaged copy never runs."""
+    folder = shipped_dir(weights)
+    path = folder / SHIPPED_RECORD
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    try:
+        record = json.loads(text)
+        files = dict(record["files"])
+        matches = (
+            record["weights_sha256"] == _sha256(Path(weights))
+            and record["config"] == config
+            and record["recipe"] == RECIPE
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a shipped int8 record ({exc})") from exc
+    if not matches:
+        return None
+    for name in SHIPPED_GRAPHS:
+        graph = folder / name
+        if not graph.is_file() or _sha256(graph) != files.get(name):
+            raise ValueError(
+                f"{graph}: missing or not the graph {path.name} records (damaged copy); "
+                "run siam-export --precision int8 --ship again, or use precision fp32"
+            )
+    record["dir"] = str(folder)
+    record["id"] = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return record
+
+
+def assemble_shipped(src_dir: str | Path, out_dir: str | Path, record: dict[str, Any]) -> None:
+    """Write an int8 export into ``out_dir`` from the float32 unfolded export ``src_dir`` of the
+    same weights (its template graph) and the shipped graphs of ``record`` (``shipped_int8``)."""
+    src, out = Path(src_dir), Path(out_dir)
+    manifest = read_manifest(src)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "template.onnx", out / "template.onnx")
+    for name in SHIPPED_GRAPHS:
+        shutil.copyfile(Path(record["dir"]) / name, out / name)
+    merge_search(out / "features.onnx", out / head_file(1), out / search_file(1))
+    new = copy.deepcopy(manifest)
+    new.update(precision="int8", head_batches=[1], search_batches=[1])
+    kept = ("template", "features", head_file(1)[:-5], search_file(1)[:-5])
+    new["graphs"] = {k: v for k, v in manifest["graphs"].items() if k in kept}
+    new["quantisation"] = {**record["quantisation"], "shipped": record["dir"]}
+    if "check" in new:
+        new["check"]["graphs"] = "float32, before quantisation"
+    (out / MANIFEST).write_text(json.dumps(new, indent=2))

@@ -136,15 +136,19 @@ def test_bad_exports_say_what_to_do(exported: Path, tmp_path: Path) -> None:
 def test_siam_track_and_siam_eval_take_the_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exported: Path
 ) -> None:
-    """The default model through siam-track --backend onnxruntime (exported into the cache on
-    first use, reused after) and a siam-eval spec with @onnxruntime."""
+    """The default model through siam-track --backend onnxruntime --precision fp32 (exported
+    into the cache on first use, reused after) and a siam-eval spec with @onnxruntime; the
+    JSON output names the runtime that ran."""
     monkeypatch.setenv("SIAM_TRACKER_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "t.json"
     argv = [str(need(BAG)), "--init", "315,140,112,112", "--max-frames", "8", "--quiet"]
-    assert track_cli.main([*argv, "--backend", "onnxruntime", "--out", str(out)]) == 0
+    fp32 = ["--precision", "fp32", "--out", str(out)]
+    assert track_cli.main([*argv, "--backend", "onnxruntime", *fp32]) == 0
     onnx_doc = json.loads(out.read_text())
-    assert track_cli.main([*argv, "--out", str(out)]) == 0
+    assert (onnx_doc["backend"], onnx_doc["precision"]) == ("onnxruntime", "fp32")
+    assert track_cli.main([*argv, "--backend", "torch", "--out", str(out)]) == 0
     torch_doc = json.loads(out.read_text())
+    assert (torch_doc["backend"], torch_doc["precision"]) == ("torch", "fp32")  # auto: fp32
     for a, b in zip(onnx_doc["frames"], torch_doc["frames"], strict=True):
         assert np.abs(np.subtract(a["box"], b["box"])).max() < 0.5
     exports = list((tmp_path / "cache" / "onnx").iterdir())

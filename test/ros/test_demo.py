@@ -17,10 +17,16 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def test_demo_records_bag_csv_and_video(ros_env, tmp_path: Path, capsys) -> None:
-    """As ``make demo`` runs it: no model named, so the node loads the embedded default."""
+def test_demo_records_bag_csv_and_video(
+    ros_env, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``make demo`` runs it: no model named, so the node loads the embedded default, on
+    the default runtime (backend and precision auto: OpenVINO int8 from the shipped graphs,
+    exported into this test's own cache)."""
     if not DEFAULT_WEIGHTS.is_file() or not (SHARED / "bag.avi").exists():
         pytest.skip("needs the embedded default model and ../shared/data/bag.avi")
+    pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
+    monkeypatch.setenv("SIAM_TRACKER_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
     argv = ["--clip", str(SHARED / "bag.avi"), "--box", "315,140,112,112", "--max-frames", "25"]
     assert demo.main([*argv, "--out", str(out)]) == 0
@@ -28,6 +34,8 @@ def test_demo_records_bag_csv_and_video(ros_env, tmp_path: Path, capsys) -> None
     assert "init_target: success=True" in printed and "latency ms: p50" in printed
     assert "tracking target-1 from" in printed  # bag.avi's target is no person
     assert "load average" in printed
+    node_log = (out / "tracker_node.log").read_text()
+    assert "backend openvino int8 (asked: auto auto" in node_log, node_log[-2000:]
 
     with Reader(out / "bag") as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -38,7 +46,9 @@ def test_demo_records_bag_csv_and_video(ros_env, tmp_path: Path, capsys) -> None
             if c.topic == "/status"
         ]
     assert counts["/image_raw/compressed"] == 25
-    assert counts["/detections"] == counts["/status"] >= 5
+    # 25 frames at the clip's 25 fps: on busy cores the node tracks only some (it drops the
+    # rest, newest first), and its first frame opens the runtime's graphs
+    assert counts["/detections"] == counts["/status"] >= 3
     assert any(s.state == 1 for s in statuses), "no TRACKING status recorded"
 
     rows = list(csv.DictReader((out / "detections.csv").open()))

@@ -72,6 +72,16 @@ def test_bad_values_are_named(values, words) -> None:
     assert words in str(info.value)
 
 
+def test_backend_and_precision_default_to_auto() -> None:
+    """``auto`` is resolved when the tracker is built (``siam_core.zoo.resolve_runtime``), so
+    it combines with the torch backend's own options and any backend's precisions."""
+    merged = validate({})
+    assert (merged["backend"], merged["precision"]) == ("auto", "auto")
+    assert validate({"graph_mode": "compile"})["backend"] == "auto"
+    assert validate({"backend": "openvino"})["precision"] == "auto"
+    assert validate({"precision": "bf16"})["backend"] == "auto"
+
+
 @pytest.mark.parametrize("topic", ["image_raw", "/cam/image_raw", "~/image", "cam_1/raw"])
 def test_good_topics_pass(topic: str) -> None:
     assert validate({"image_topic": topic})["image_topic"] == topic
