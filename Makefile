@@ -19,9 +19,13 @@ demo-servo: setup
 	$(PY) -m siam_tracker_ros.servo_demo $(DEMO_ARGS)
 
 # One PyTorch thread per process: tests run tracker nodes beside the test process on 2 cores,
-# where two threads each only fight (set OMP_NUM_THREADS to override).
+# where two threads each only fight (set OMP_NUM_THREADS to override). Two pytest-xdist
+# workers, whole files each (their module fixtures are built once); TEST_WORKERS=0 runs the
+# suite in this process.
+TEST_WORKERS ?= 2
 test: setup
-	OMP_NUM_THREADS=$(or $(OMP_NUM_THREADS),1) $(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(or $(OMP_NUM_THREADS),1) $(PY) -m pytest \
+		$(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # Property-based fuzzing with many examples: 2000 per property, 10,000 cases against one live
 # node (counts printed at the end), plus the core's entry points.

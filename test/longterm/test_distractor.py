@@ -269,25 +269,26 @@ def test_distractor_aware_keeps_the_target_where_siamrpn_switches() -> None:
 )
 def test_default_model_distractor_aware_vs_plain() -> None:
     """With the trained default model on vot/basketball (other players in the same jersey),
-    both started on the ground truth of frame 300 (the earlier frames are easy for both, and
-    skipping them halves the test): plain SiamRPN switches to another player and loses the
-    target (IoU < 0.1) for good, distractor-aware inference with the same weights does not.
-    Measured with the step-2000 model: plain switches at frame 473 and loses 164 frames,
-    distractor-aware none. Distractor-aware is not better on every sequence: on ball1_vot2015
-    the same model loses 44 frames plain and 53 distractor-aware (README)."""
+    both started on the ground truth of frame 400 and run to frame 560 (the earlier frames
+    are easy for both, and the switch comes at 473): plain SiamRPN switches to another player
+    and loses the target (IoU < 0.1), distractor-aware inference with the same weights does
+    not. Measured with the step-2000 model: plain switches at frame 473 and loses 88 of these
+    160 frames (252 to the end of the clip), distractor-aware none. Distractor-aware is not
+    better on every sequence: on ball1_vot2015 the same model loses 44 frames plain and 53
+    distractor-aware (README)."""
     seq = sequence("vot/basketball")
-    start = 300
+    start, end = 400, 560
     plain = build_tracker(weights=DEFAULT_WEIGHTS)
     da = DistractorAwareTracker(plain.model, plain.cfg)
     lost = {}
     for label, tracker in (("plain", plain), ("da", da)):
         tracker.init(seq.read(start), tuple(seq.gt[start]))
         ious = np.array(
-            [iou(tracker.track(seq.read(i)).box, seq.gt[i]) for i in range(start + 1, len(seq))]
+            [iou(tracker.track(seq.read(i)).box, seq.gt[i]) for i in range(start + 1, end + 1)]
         )
         lost[label] = int((ious < 0.1).sum())
     # plain really switches (else the comparison says nothing) and distractor-aware does not
-    assert lost["plain"] >= 100 and lost["da"] <= 5, lost
+    assert lost["plain"] >= 60 and lost["da"] <= 5, lost
 
 
 @pytest.mark.parametrize(

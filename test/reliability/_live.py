@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from _domains import next_domain
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
@@ -37,7 +38,6 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 PARITY = SHARED / "parity" / "pysot_siamrpn_alex_dwxcorr"
 WEIGHTS = PARITY / "weights.safetensors"
 BIN = Path(sys.executable).parent
-_domains = itertools.count()
 
 
 def have_data() -> bool:
@@ -61,7 +61,7 @@ INIT = (315.0, 140.0, 112.0, 112.0)  # the bag in bag.avi's first frame
 def ros_environment(tmp: Path) -> Iterator[dict[str, str]]:
     """A ROS_DOMAIN_ID and ROS_LOG_DIR of our own for a whole module (conftest's are per test)."""
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "PYTHONUNBUFFERED")}
-    os.environ["ROS_DOMAIN_ID"] = str(100 + (os.getpid() * 7 + 60 + next(_domains)) % 120)
+    os.environ["ROS_DOMAIN_ID"] = str(next_domain())
     os.environ["ROS_LOG_DIR"] = str(tmp / "ros_log")
     os.environ["PYTHONUNBUFFERED"] = "1"
     try:

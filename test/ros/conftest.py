@@ -6,7 +6,6 @@ see each other's nodes and leave no logs behind. Peer processes inherit that env
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -17,21 +16,17 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy missing: run `make setup` to build the venv")
 
+from _domains import next_domain  # noqa: E402
+
 import siam_tracker_ros  # noqa: E402,F401  (applies the loopback-only DDS profile)
 
 PEERS = Path(__file__).parent / "peers"
-_domains = itertools.count()
-
-
-def _next_domain() -> int:
-    # Fast DDS accepts domain ids 0..232 with default ports; stay clear of the common 0.
-    return 100 + (os.getpid() * 13 + next(_domains)) % 120
 
 
 @pytest.fixture
 def ros_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """This test's ROS environment, applied to this process and returned for subprocesses."""
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(_next_domain()))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(next_domain()))
     monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path / "ros_log"))
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     return dict(os.environ)

@@ -30,6 +30,7 @@ from siam_core.data.sequences import load_sequence
 from siam_tracker_ros.bag import cli
 from siam_tracker_ros.bag.bagfile import image_connection, open_bag, recorded_inits
 from siam_tracker_ros.conversions import bgr_to_image, box_to_bbox
+from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.srv import InitTarget
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -81,6 +82,8 @@ def test_live_run_recorded_without_loss_then_scored_and_replayed(
         images = node.create_publisher(
             Image, "/image_raw", QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         )
+        statuses: list[TrackerStatus] = []
+        node.create_subscription(TrackerStatus, "/status", statuses.append, 10)
         client = node.create_client(InitTarget, "/init_target")
         assert client.wait_for_service(timeout_sec=90.0), "tracker node did not start"
 
@@ -115,7 +118,16 @@ def test_live_run_recorded_without_loss_then_scored_and_replayed(
             if delay > 0:
                 time.sleep(delay)
             images.publish(msgs[k])
-        time.sleep(3.0)  # the last results and status reach the recorder
+
+        def settled() -> bool:  # every frame accounted for in the node's last status
+            last = statuses[-1] if statuses else None
+            done = last is not None and last.frames_received == FRAMES
+            return done and last.frames_processed + last.frames_dropped == FRAMES
+
+        deadline = time.monotonic() + 60  # on loaded cores the last frames take a while
+        while not settled() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        time.sleep(1.0)  # the recorder, subscribed as we are, writes the same last status
     finally:
         executor.shutdown()
         node.destroy_node()
