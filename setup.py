@@ -29,6 +29,7 @@ setup(
             "configs/*.yaml",
             "configs/**/*.yaml",
             "weights/*",
+            "weights/*-int8/*",  # int8 graphs shipped beside a weights file
             "data/*.yaml",
             "data/*.json",
         ]
