@@ -78,7 +78,10 @@ def resolve_runtime(
     def ships() -> bool:
         if path is None or not path.is_file():
             return False
-        cfg = load_config(model) if model else read_config(path)
+        try:
+            cfg = load_config(model) if model else read_config(path)
+        except (ValueError, OSError):
+            return False  # an unreadable model or file fails where it loads, blamed there
         return cfg is not None and shipped_int8(path, cfg.to_dict()) is not None
 
     openvino = importlib.util.find_spec("openvino") is not None

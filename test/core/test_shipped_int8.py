@@ -119,6 +119,12 @@ def test_foreign_or_damaged_shipped_graphs_are_never_run(tmp_path: Path) -> None
         _record(ours)
     with pytest.raises(ValueError, match="damaged"):
         zoo.resolve_runtime("auto", "auto", "cpu", "", ours)
+    # an unreadable weights file is not auto's to report: it fails where the model loads
+    garbled = tmp_path / "garbled.safetensors"
+    garbled.write_bytes(b"\x00" * 64)
+    assert zoo.resolve_runtime("auto", "auto", "cpu", "", garbled) == ("torch", "fp32")
+    with pytest.raises(ValueError, match=r"garbled\.safetensors"):
+        zoo.load_tracker(weights=str(garbled), device="cpu")
     (copy / quantize.SHIPPED_RECORD).write_text("{not json")
     with pytest.raises(ValueError, match="not a shipped int8 record"):
         _record(ours)
