@@ -42,7 +42,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cv2
 import rclpy
@@ -775,9 +775,7 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
         # The half-built node's handles outlive their context; the interpreter's teardown then
         # crashed now and again (SIGSEGV instead of status 1, seen under load). Nothing of ours
         # is open yet, so the process ends here.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
+        _exit_now(1)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
@@ -791,7 +789,19 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    # The interpreter's exit would join the online classifier's worker thread (concurrent.futures
+    # joins its threads at exit). destroy_node cancelled its job, but the thread runs at nice 19
+    # and on a busy CPU can take many seconds to reach its next cancel point (the first-frame
+    # backbone pass has none): the node then seemed to ignore SIGTERM. Nothing it computes is
+    # needed any more, and everything of ours is closed, so the process ends here.
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process at once, after flushing what it printed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -404,20 +404,55 @@ def train_config_from_dict(
     return cfg
 
 
-def load_train_config(
-    path: str | Path, check_paths: bool = True, base_dir: str | Path | None = None
-) -> TrainConfig:
-    """Read and validate a training YAML; errors name the file and the offending key.
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
-    Relative paths in it resolve against its own folder, or ``base_dir`` when given (so a
-    copied recipe still finds the data its original named)."""
-    path = Path(path)
+
+def _read_recipe(path: Path, seen: tuple[Path, ...]) -> Any:
+    """One recipe's mapping, with ``extends: OTHER.yaml`` (next to it) merged underneath:
+    a follow-up stage (a fine-tune) restates only what it changes, so the data section of
+    the recipe it continues stays in one place."""
     if not path.is_file():
         raise ValueError(f"training config not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping) or "extends" not in data:
+        return data
+    data = dict(data)
+    parent = data.pop("extends")
+    if not isinstance(parent, str) or not parent.endswith((".yaml", ".yml")):
+        raise ValueError(f"{path}: extends must name a training YAML, got {parent!r}")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen or parent_path == path.resolve():
+        raise ValueError(f"{path}: extends {parent} makes a cycle")
+    if parent_path.parent != path.resolve().parent:
+        # relative data paths resolve against the extending recipe's folder
+        raise ValueError(f"{path}: extends must name a recipe in the same folder, got {parent}")
+    base = _read_recipe(parent_path, (*seen, path.resolve()))
+    if not isinstance(base, Mapping):
+        raise ValueError(f"{parent_path}: training config must be a mapping")
+    return _merged(base, data)
+
+
+def load_train_config(
+    path: str | Path, check_paths: bool = True, base_dir: str | Path | None = None
+) -> TrainConfig:
+    """Read and validate a training YAML; errors name the file and the offending key.
+
+    Relative paths in it resolve against its own folder, or ``base_dir`` when given (so a
+    copied recipe still finds the data its original named). ``extends: OTHER.yaml`` starts
+    from that recipe (in the same folder) and overrides it key by key."""
+    path = Path(path)
+    data = _read_recipe(path, ())
     try:
         base = Path(base_dir).resolve() if base_dir else path.resolve().parent
         return train_config_from_dict(data, base, check_paths)

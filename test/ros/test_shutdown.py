@@ -5,10 +5,12 @@ rclpy's signal thread triggers the executors' signal guard conditions and only t
 contexts down; an executor that wakes in between sees a live context and waits again, with
 nothing left to wake it. ``run_executor`` bounds every wait. The first test replays that exact
 order without a signal (deterministic); the second sends real SIGTERMs to several processes.
+The third stops a tracker node whose online classifier is still training on a starved thread.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
+from test_node import BIN, PARITY, Driver, clip  # noqa: F401  (fixture)
 
 from siam_tracker_ros.node import SHUTDOWN_POLL_S, run_executor
 
@@ -81,3 +84,44 @@ def test_every_process_stops_on_its_first_sigterm(ros_env) -> None:
             if peer.poll() is None:
                 peer.kill()
                 peer.communicate()
+
+
+@pytest.mark.slow
+def test_sigterm_does_not_wait_for_a_starved_classifier_training(ros_context, ros_env, clip):  # noqa: F811
+    """online:=true: init_target starts the classifier's first-frame training on its nice-19
+    thread. With every core busy at normal priority that thread barely runs (the kernel gives a
+    nice-19 thread about 1.5 % of a core beside a nice-0 one), so the training can take minutes
+    to reach its next cancel point. A SIGTERM must end the node at once all the same (CI once
+    failed with "nodes ignored SIGTERM for 10 s": the interpreter's exit joined that thread)."""
+    args = [str(BIN / "siam-tracker-node"), "--ros-args", "-r", "__ns:=/starved"]
+    for param in (
+        "model:=siamrpn_alex_dwxcorr",
+        f"weights:={PARITY / 'weights.safetensors'}",
+        "online:=true",
+        "torch_threads:=1",
+        "qos_reliability:=reliable",
+    ):
+        args += ["-p", param]
+    node = subprocess.Popen(
+        args, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    hogs: list[subprocess.Popen] = []
+    try:
+        driver = Driver(ros_context, "/starved")
+        driver.start_on(clip["frames"][0], (315.0, 140.0, 112.0, 112.0))  # training queued
+        hogs = [
+            subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(os.cpu_count() or 2)
+        ]
+        time.sleep(0.5)  # the training is now on a starved thread
+        node.terminate()
+        try:
+            out, _ = node.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the node was still running 8 s after SIGTERM")
+        assert node.returncode == 0 and "Traceback" not in out, out
+    finally:
+        for proc in (*hogs, node):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

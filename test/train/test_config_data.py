@@ -103,6 +103,39 @@ def test_recipes_validate() -> None:
     assert rpnpp.solver.warmup.epochs == rpnpp.solver.backbone.unfreeze_epoch == 5
 
 
+def test_extends_overrides_key_by_key(tmp_path: Path) -> None:
+    """A follow-up stage restates only what changes: mappings merge, lists and scalars replace,
+    and the shipped fine-tune keeps every data source of the recipe it extends."""
+    base = {
+        "name": "stage1",
+        "model": tiny_model(),
+        "data": {"sources": [{"type": "sequences", "paths": ["seq"]}]},
+        "solver": {"epochs": 4, "lr": {"start": 0.01, "end": 0.001}},
+    }
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "stage2.yaml").write_text(
+        "extends: stage1.yaml\nname: stage2\nsolver: {lr: {start: 0.003}}\n"
+    )
+    cfg = load_train_config(tmp_path / "stage2.yaml", check_paths=False)
+    assert cfg.name == "stage2" and cfg.solver.epochs == 4
+    assert (cfg.solver.lr.start, cfg.solver.lr.end) == (0.003, 0.001)
+    assert [list(s.paths) for s in cfg.data.sources] == [["seq"]]
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\nname: loop\n")
+    with pytest.raises(ValueError, match="cycle"):
+        load_train_config(tmp_path / "loop.yaml", check_paths=False)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.yaml").write_text("extends: ../stage1.yaml\nname: x\n")
+    with pytest.raises(ValueError, match="same folder"):
+        load_train_config(tmp_path / "sub" / "x.yaml", check_paths=False)
+    (tmp_path / "odd.yaml").write_text("extends: 3\nname: odd\n")
+    with pytest.raises(ValueError, match="must name a training YAML"):
+        load_train_config(tmp_path / "odd.yaml", check_paths=False)
+    stage1 = load_train_config(RECIPES / "default_mobilenet.yaml", check_paths=False)
+    stage2 = load_train_config(RECIPES / "default_mobilenet_ft.yaml", check_paths=False)
+    assert stage2.data == stage1.data and stage2.model == stage1.model
+    assert stage2.runtime.seed != stage1.runtime.seed and stage2.init.weights
+
+
 def test_default_recipe_finds_its_data() -> None:
     if not SEQUENCES.is_dir():
         pytest.skip(f"shared data not found at {SEQUENCES}")
