@@ -93,11 +93,13 @@ def test_test_sequences_are_never_calibrated_on(tmp_path: Path) -> None:
 
 # Measured on the 40 frames here (bag.avi from the parity box, default model, 16 calibration
 # crops), from fp32's state each frame: median / largest box difference (px) / frames above
-# 2 px (where mostly another anchor wins): torch bf16 0.34 / 0.90 / 0; openvino bf16 0.69 /
-# 17.0 / 6; onnxruntime int8 1.19 / 16.6 / 6; openvino int8 0.96 / 16.9 / 6. The whole clip
-# with the cache's 64-crop calibration: README "Reduced precision on the CPU".
+# 2 px (where mostly another anchor wins). Stage-1 model: torch bf16 0.34 / 0.90 / 0; openvino
+# bf16 0.69 / 17.0 / 6; onnxruntime int8 1.19 / 16.6 / 6; openvino int8 0.96 / 16.9 / 6. The
+# shipped stage-2 model: torch bf16 0.40 / 11.3 / 2 (bf16 now flips the anchor twice too);
+# openvino bf16 0.60 / 10.0 / 2; onnxruntime int8 0.96 / 2.6 / 2; openvino int8 0.95 / 10.5 / 5.
+# The whole clip with the cache's 64-crop calibration: README "Reduced precision on the CPU".
 BOUNDS = {  # (median px, largest px, most frames above 2 px), the measured ones with room
-    ("torch", "bf16"): (0.6, 3.0, 2),
+    ("torch", "bf16"): (0.6, 25.0, 4),
     ("openvino", "bf16"): (1.2, 25.0, 10),
     ("onnxruntime", "int8"): (2.0, 25.0, 12),
     ("openvino", "int8"): (2.0, 25.0, 12),

@@ -267,15 +267,14 @@ def test_distractor_aware_keeps_the_target_where_siamrpn_switches() -> None:
 @pytest.mark.skipif(
     not DEFAULT_WEIGHTS.is_file(), reason=f"no trained default model at {DEFAULT_WEIGHTS}"
 )
-def test_default_model_distractor_aware_vs_plain() -> None:
-    """With the trained default model on vot/basketball (other players in the same jersey),
-    both started on the ground truth of frame 400 and run to frame 560 (the earlier frames
-    are easy for both, and the switch comes at 473): plain SiamRPN switches to another player
-    and loses the target (IoU < 0.1), distractor-aware inference with the same weights does
-    not. Measured with the step-2000 model: plain switches at frame 473 and loses 88 of these
-    160 frames (252 to the end of the clip), distractor-aware none. Distractor-aware is not
-    better on every sequence: on ball1_vot2015 the same model loses 44 frames plain and 53
-    distractor-aware (README)."""
+def test_default_model_keeps_the_player_among_same_jerseys() -> None:
+    """The shipped default model on vot/basketball (other players in the same jersey), both
+    trackers started on the ground truth of frame 400 and run to frame 560: the step-2000 model
+    (stage 1 alone) switched to another player at frame 473 there and lost 88 of these 160
+    frames plain, distractor-aware none. The stage-2 model keeps the player plain as well (no
+    frame lost, here or over the whole clip), so this is now a regression test of the model;
+    what distractor-aware inference adds is shown on the double network above, and on
+    ball1_vot2015 it is not better (README "Distractor-aware inference")."""
     seq = sequence("vot/basketball")
     start, end = 400, 560
     plain = build_tracker(weights=DEFAULT_WEIGHTS)
@@ -287,8 +286,7 @@ def test_default_model_distractor_aware_vs_plain() -> None:
             [iou(tracker.track(seq.read(i)).box, seq.gt[i]) for i in range(start + 1, end + 1)]
         )
         lost[label] = int((ious < 0.1).sum())
-    # plain really switches (else the comparison says nothing) and distractor-aware does not
-    assert lost["plain"] >= 60 and lost["da"] <= 5, lost
+    assert lost["plain"] <= 2 and lost["da"] <= 2, lost
 
 
 @pytest.mark.parametrize(
