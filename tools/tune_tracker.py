@@ -11,7 +11,8 @@ model's ``tracker.online_fusion_weight``, which the classifier takes when added 
 ``calibration`` (``--online``: as the node tracks by default): one pass over sequences; the
 chosen proposal's score on frames where the box has IoU < 0.1 with the ground truth (lost) and
 IoU > 0.5 (on target), and, taking "score below the long-term enter threshold" (the model's,
-else the paper's 0.8) as the LOST report, its precision and recall against IoU < 0.1.
+else the paper's 0.8) as the LOST report, its precision and recall against IoU < 0.1;
+``--sweep T ...`` adds them at other thresholds from the same tracks (choosing a threshold).
 
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
@@ -167,6 +168,18 @@ def calibration(args: argparse.Namespace) -> int:
         return {"frames": int(mask.sum()), **{k: float(v) for k, v in zip(keys, q, strict=True)}}
 
     hit = int((report_lost & lost).sum())
+
+    def lost_report(t: float) -> dict[str, float]:
+        below = score < t
+        found = int((below & lost).sum())
+        return {
+            "threshold": t,
+            "reported_lost": int(below.sum()),
+            "lost_precision": found / max(1, int(below.sum())),
+            "lost_recall": found / max(1, int(lost.sum())),
+            "on_target_reported_lost": int((below & on).sum()),
+        }
+
     summary = ope_summary([r["curves"] for r in runs])
     result = {
         "threshold": threshold,
@@ -176,6 +189,7 @@ def calibration(args: argparse.Namespace) -> int:
         "lost_precision": hit / max(1, int(report_lost.sum())),
         "lost_recall": hit / max(1, int(lost.sum())),
         "reported_lost": int(report_lost.sum()),
+        "sweep": [lost_report(t) for t in args.sweep or []],
         "online": online,
         "auc": float(summary["auc"]),
         "precision20": float(summary["precision"]),
@@ -212,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--fp16", action="store_true", help="write fp16 weights")
     c = sub.choices["calibration"]
     c.add_argument("--threshold", type=float, help="LOST below this score (default: the model's)")
+    c.add_argument(
+        "--sweep", type=float, nargs="+", help="also LOST precision/recall at each of these"
+    )
     c.add_argument(
         "--online-set",
         nargs="*",

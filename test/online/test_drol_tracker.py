@@ -409,3 +409,27 @@ def test_tune_tracker_online_search_embeds_the_chosen_fusion_weight(
     _, cfg = load_checkpoint(out)
     assert cfg.tracker.online_fusion_weight == doc["best"]["settings"]["fusion_weight"]
     assert cfg.online is None  # the model still builds a plain tracker by default
+
+
+def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None:
+    """``tools/tune_tracker.py calibration --sweep`` reports LOST precision and recall at each
+    threshold from the same tracks: the counts agree with the default threshold's report and
+    the reported frames can only grow with the threshold."""
+    seq = DATA / "train_extra" / "kcfdp_Girl"
+    if not seq.is_dir():
+        pytest.skip(f"no training sequence at {seq}")
+    spec = importlib.util.spec_from_file_location("tune", REPO / "tools" / "tune_tracker.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    report = tmp_path / "cal.json"
+    args = ["calibration", str(DEFAULT_WEIGHTS), "--paths", str(seq), "--max-frames", "12"]
+    assert tune.main([*args, "--sweep", "0.2", "0.8", "1.01", "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    sweep = {row["threshold"]: row for row in doc["sweep"]}
+    assert doc["threshold"] == 0.8 and doc["frames"] == 11  # frames after the first
+    assert sweep[0.8]["reported_lost"] == doc["reported_lost"]
+    assert sweep[0.8]["lost_recall"] == doc["lost_recall"]
+    counts = [sweep[t]["reported_lost"] for t in (0.2, 0.8, 1.01)]
+    assert counts == sorted(counts) and counts[-1] == doc["frames"]  # every score is below 1.01
+    lost = doc["iou_below_0.1"]["frames"]
+    assert sweep[1.01]["lost_recall"] == (1.0 if lost else 0.0)
