@@ -118,6 +118,11 @@ class TrackerConfig:
     # this model's λ (Eq. 5) when DROL's classifier is added to it (``--online``, the node's
     # default); None: the paper's. A preset's ``online:`` section and explicit overrides win.
     online_fusion_weight: float | None = None
+    # this model's long-term thresholds when DROL's classifier runs: the fused choice often
+    # lands on a proposal whose Siamese score is lower, so LOST belongs lower than
+    # confidence_low (tools/tune_tracker.py calibration --online). None: confidence_low/high.
+    online_confidence_low: float | None = None
+    online_confidence_high: float | None = None
     scale_num: int | None = None
     scale_step: float | None = None
     scale_penalty: float | None = None
@@ -161,15 +166,19 @@ class TrackerConfig:
             "confidence_high",
             "lost_window_influence",
             "online_fusion_weight",
+            "online_confidence_low",
+            "online_confidence_high",
         ):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)
-        if (
-            self.confidence_low is not None
-            and self.confidence_high is not None
-            and self.confidence_low > self.confidence_high
-        ):
-            raise ValueError("tracker.confidence_low must not exceed tracker.confidence_high")
+        for prefix in ("", "online_"):
+            low, high = (
+                getattr(self, f"{prefix}confidence_low"),
+                getattr(self, f"{prefix}confidence_high"),
+            )
+            if low is not None and high is not None and low > high:
+                name = f"tracker.{prefix}confidence"
+                raise ValueError(f"{name}_low must not exceed {name}_high")
         if self.is_siamfc:
             self._check_siamfc()
 
@@ -309,6 +318,16 @@ class Config:
         return dataclasses.replace(self, tracker=dataclasses.replace(self.tracker, **changes))
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a missing or malformed file is a ``ValueError`` naming ``what``."""
+    if not path.is_file():
+        raise ValueError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{what} {path} is not valid YAML: {exc}") from exc
+
+
 def _builtin_dir() -> Path:
     return Path(str(resources.files("siam_core") / "configs"))
 
@@ -330,12 +349,7 @@ def load_config(name_or_path: str | Path | Mapping[str, Any] | Config) -> Config
         path = _builtin_dir() / f"{text}.yaml"
         if not path.is_file():
             raise ValueError(f"unknown config '{text}'; built-in: {list_configs()}")
-    if not path.is_file():
-        raise ValueError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "config file")
     try:
         return Config.from_dict(data)
     except ValueError as exc:

@@ -438,7 +438,8 @@ class TrackerLogic:
 
         base = self._tracker.tracker.cfg
         try:
-            return LongTermConfig.from_config(base, **self._long_term_overrides(params))
+            online = bool(params["online"]) or base.online is not None
+            return LongTermConfig.from_config(base, online, **self._long_term_overrides(params))
         except ValueError as exc:
             raise ParamError("lost_threshold", params["lost_threshold"], _user_names(exc)) from exc
 

@@ -84,7 +84,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "lost_threshold",
         -1.0,
-        "long-term: LOST below this score; -1: the model config's, else 0.8 (SiamFC: 0.3)",
+        "long-term: LOST below this score; -1: the model config's (with online on, its "
+        "online_confidence_low first), else 0.8 (SiamFC: 0.3)",
         -1,
         1,
     ),

@@ -12,7 +12,10 @@ model's ``tracker.online_fusion_weight``, which the classifier takes when added 
 chosen proposal's score on frames where the box has IoU < 0.1 with the ground truth (lost) and
 IoU > 0.5 (on target), and, taking "score below the long-term enter threshold" (the model's,
 else the paper's 0.8) as the LOST report, its precision and recall against IoU < 0.1;
-``--sweep T ...`` adds them at other thresholds from the same tracks (choosing a threshold).
+``--sweep T ...`` adds them at other thresholds from the same tracks; with ``--online``,
+``--write OUT`` embeds the swept threshold with the best LOST F1 (precision and recall against
+IoU < 0.1) as the model's ``tracker.online_confidence_low``, its LOST threshold when the
+classifier runs (on training sequences only, as for ``search``).
 
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
@@ -140,12 +143,19 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _f1(row: dict[str, float]) -> float:
+    p, r = row["lost_precision"], row["lost_recall"]
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
 def calibration(args: argparse.Namespace) -> int:
+    if args.write and not (args.online and args.sweep):
+        raise ValueError("--write chooses the online LOST threshold: it needs --online and --sweep")
     model, cfg = load_checkpoint(args.weights)
     seqs = load_sequences(args.paths, args.max_frames)
     threshold = args.threshold
     if threshold is None:
-        threshold = LongTermConfig.from_config(cfg).enter_threshold
+        threshold = LongTermConfig.from_config(cfg, bool(args.online)).enter_threshold
     scores, ious, names = [], [], []
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
     runs = run(model, cfg, seqs, online)
@@ -195,9 +205,17 @@ def calibration(args: argparse.Namespace) -> int:
         "precision20": float(summary["precision"]),
         "per_sequence_auc": {r["name"]: mean_auc([r]) for r in runs},
     }
+    if args.write:
+        best = max(result["sweep"], key=_f1)  # ties: the first (the order given)
+        result["chosen_online_confidence_low"] = {**best, "f1": _f1(best)}
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.write:
+        chosen = cfg.replace_tracker(online_confidence_low=best["threshold"])
+        fp16 = next(iter(model.parameters())).dtype == torch.float16
+        save_checkpoint(model, chosen, args.write, fp16=fp16)
+        print(f"weights with online_confidence_low {best['threshold']} written to {args.write}")
     return 0
 
 
@@ -228,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threshold", type=float, help="LOST below this score (default: the model's)")
     c.add_argument(
         "--sweep", type=float, nargs="+", help="also LOST precision/recall at each of these"
+    )
+    c.add_argument(
+        "--write",
+        help="with --online and --sweep: a copy of the weights whose embedded "
+        "online_confidence_low is the swept threshold with the best LOST F1",
     )
     c.add_argument(
         "--online-set",

@@ -104,18 +104,23 @@ class LongTermConfig:
             raise ValueError(f"longterm.frames_per_step must be an integer >= 1, got {steps!r}")
 
     @classmethod
-    def from_config(cls, cfg: Config, **overrides: Any) -> LongTermConfig:
+    def from_config(cls, cfg: Config, online: bool = False, **overrides: Any) -> LongTermConfig:
         """The long-term settings a model config carries (pysot's LT keys), else the paper's
-        (a SiamFC config's thresholds: ``SIAMFC_ENTER`` / ``SIAMFC_LEAVE``); ``overrides``
-        replace single fields (e.g. ``leave_threshold=0.95``)."""
+        (a SiamFC config's thresholds: ``SIAMFC_ENTER`` / ``SIAMFC_LEAVE``); with ``online``
+        (DROL's classifier runs) the model's ``online_confidence_low/high`` come first.
+        ``overrides`` replace single fields (e.g. ``leave_threshold=0.95``)."""
         t = cfg.tracker
         values: dict[str, Any] = {}
         if t.is_siamfc:
             values.update(enter_threshold=SIAMFC_ENTER, leave_threshold=SIAMFC_LEAVE)
-        if t.confidence_low is not None:
-            values["enter_threshold"] = t.confidence_low
-        if t.confidence_high is not None:
-            values["leave_threshold"] = t.confidence_high
+        low, high = t.confidence_low, t.confidence_high
+        if online:
+            low = t.online_confidence_low if t.online_confidence_low is not None else low
+            high = t.online_confidence_high if t.online_confidence_high is not None else high
+        if low is not None:
+            values["enter_threshold"] = low
+        if high is not None:
+            values["leave_threshold"] = high
         if t.lost_instance_size is not None:
             values["lost_instance_sizes"] = (t.lost_instance_size,)
         if t.lost_window_influence is not None:
@@ -229,7 +234,9 @@ class LongTermTracker(Tracker):
                 "LongTermTracker wraps an RPN-family or SiamFC-family tracker, got "
                 f"{type(tracker).__name__}"
             )
-        self.config = config if config is not None else LongTermConfig.from_config(tracker.cfg)
+        if config is None:
+            config = LongTermConfig.from_config(tracker.cfg, isinstance(tracker, DROLTracker))
+        self.config = config
         self.config.check_for(tracker.cfg)
         self.tracker = tracker
         self.machine = LostStateMachine(self.config)

@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from siam_core.config import Config, load_config
+from siam_core.config import Config, load_config, read_yaml
 from siam_core.train.augment import PatchAugment
 from siam_core.train.losses import LossConfig
 from siam_core.train.targets import TargetConfig
@@ -419,12 +417,7 @@ def _read_recipe(path: Path, seen: tuple[Path, ...]) -> Any:
     """One recipe's mapping, with ``extends: OTHER.yaml`` (next to it) merged underneath:
     a follow-up stage (a fine-tune) restates only what it changes, so the data section of
     the recipe it continues stays in one place."""
-    if not path.is_file():
-        raise ValueError(f"training config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "training config")
     if not isinstance(data, Mapping) or "extends" not in data:
         return data
     data = dict(data)

@@ -99,6 +99,27 @@ def test_from_config_defaults_and_overrides() -> None:
     )
 
 
+def test_online_thresholds_come_first_when_the_classifier_runs() -> None:
+    """A model's ``online_confidence_low/high`` are its thresholds with DROL's classifier on
+    (the fused choice's Siamese score sits lower); without the classifier, or without them,
+    the plain ones (or the paper's) hold, and explicit overrides win either way."""
+    cfg = load_config("siamrpn_r50_l234_dwxcorr_lt")
+    tuned = cfg.replace_tracker(online_confidence_low=0.2, online_confidence_high=0.6)
+    on = LongTermConfig.from_config(tuned, online=True)
+    assert (on.enter_threshold, on.leave_threshold) == (0.2, 0.6)
+    off = LongTermConfig.from_config(tuned)
+    assert (off.enter_threshold, off.leave_threshold) == (0.8, 0.998)
+    assert LongTermConfig.from_config(cfg, online=True) == off  # none tuned: the plain ones
+    half = cfg.replace_tracker(online_confidence_low=0.3)
+    assert LongTermConfig.from_config(half, online=True).leave_threshold == 0.998
+    assert LongTermConfig.from_config(tuned, True, enter_threshold=0.1).enter_threshold == 0.1
+    with pytest.raises(ValueError, match="online_confidence_low must not exceed"):
+        cfg.replace_tracker(online_confidence_low=0.7, online_confidence_high=0.5)
+    with pytest.raises(ValueError, match="online_confidence_high"):
+        cfg.replace_tracker(online_confidence_high=1.5)
+    assert tuned.to_dict()["tracker"]["online_confidence_low"] == 0.2
+
+
 def test_lost_sizes_between_snaps_to_the_stride_grid() -> None:
     cfg = load_config("siamrpn_r50_l234_dwxcorr")
     assert lost_sizes_between(cfg, 767, 1) == (767,)

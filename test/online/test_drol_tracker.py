@@ -8,6 +8,7 @@ import importlib.util
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -386,17 +387,23 @@ def test_the_models_tuned_fusion_weight_is_used_unless_a_preset_or_override_says
         default_plain.cfg.replace_tracker(online_fusion_weight=1.5)
 
 
-def test_tune_tracker_online_search_embeds_the_chosen_fusion_weight(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``tools/tune_tracker.py search --online`` runs the trackers with the classifier and
-    writes the best λ into the model's config (cheap classifier settings: plumbing only)."""
+def _girl_and_tune_tracker() -> tuple[Path, Any]:
+    """A short training sequence and ``tools/tune_tracker.py`` as a module."""
     seq = DATA / "train_extra" / "kcfdp_Girl"
     if not seq.is_dir():
         pytest.skip(f"no training sequence at {seq}")
     spec = importlib.util.spec_from_file_location("tune", REPO / "tools" / "tune_tracker.py")
     tune = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tune)
+    return seq, tune
+
+
+def test_tune_tracker_online_search_embeds_the_chosen_fusion_weight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tools/tune_tracker.py search --online`` runs the trackers with the classifier and
+    writes the best λ into the model's config (cheap classifier settings: plumbing only)."""
+    seq, tune = _girl_and_tune_tracker()
     monkeypatch.setattr(Config, "online_settings", lambda self: OnlineConfig.from_dict(QUICK))
     out, report = tmp_path / "tuned.safetensors", tmp_path / "tune.json"
     grid = ["penalty_k=", "window_influence=", "lr=", "fusion_weight=0.3"]
@@ -415,12 +422,7 @@ def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None
     """``tools/tune_tracker.py calibration --sweep`` reports LOST precision and recall at each
     threshold from the same tracks: the counts agree with the default threshold's report and
     the reported frames can only grow with the threshold."""
-    seq = DATA / "train_extra" / "kcfdp_Girl"
-    if not seq.is_dir():
-        pytest.skip(f"no training sequence at {seq}")
-    spec = importlib.util.spec_from_file_location("tune", REPO / "tools" / "tune_tracker.py")
-    tune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tune)
+    seq, tune = _girl_and_tune_tracker()
     report = tmp_path / "cal.json"
     args = ["calibration", str(DEFAULT_WEIGHTS), "--paths", str(seq), "--max-frames", "12"]
     assert tune.main([*args, "--sweep", "0.2", "0.8", "1.01", "--json", str(report)]) == 0
@@ -433,3 +435,29 @@ def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None
     assert counts == sorted(counts) and counts[-1] == doc["frames"]  # every score is below 1.01
     lost = doc["iou_below_0.1"]["frames"]
     assert sweep[1.01]["lost_recall"] == (1.0 if lost else 0.0)
+
+
+def test_tune_tracker_calibration_writes_the_online_lost_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``calibration --online --sweep ... --write OUT`` embeds the swept threshold with the best
+    LOST F1 as ``tracker.online_confidence_low``, which long-term mode then takes whenever the
+    classifier runs (cheap classifier settings: plumbing only)."""
+    from siam_core.tracker.longterm import LongTermConfig
+
+    seq, tune = _girl_and_tune_tracker()
+    monkeypatch.setattr(Config, "online_settings", lambda self: OnlineConfig.from_dict(QUICK))
+    out, report = tmp_path / "lt.safetensors", tmp_path / "cal.json"
+    args = ["calibration", str(DEFAULT_WEIGHTS), "--paths", str(seq), "--max-frames", "6"]
+    assert tune.main([*args, "--sweep", "0.9", "1.01", "--write", str(out)]) == 2
+    assert "needs --online and --sweep" in capsys.readouterr().err
+    sweep = ["--sweep", "0.05", "0.9", "1.01"]
+    assert tune.main([*args, "--online", *sweep, "--json", str(report), "--write", str(out)]) == 0
+    doc = json.loads(report.read_text())
+    f1 = [tune._f1(row) for row in doc["sweep"]]
+    chosen = doc["chosen_online_confidence_low"]
+    assert chosen["threshold"] == doc["sweep"][f1.index(max(f1))]["threshold"]
+    _, cfg = load_checkpoint(out)
+    assert cfg.tracker.online_confidence_low == chosen["threshold"]
+    assert LongTermConfig.from_config(cfg, online=True).enter_threshold == chosen["threshold"]
+    assert LongTermConfig.from_config(cfg).enter_threshold == 0.8  # plain: unchanged
