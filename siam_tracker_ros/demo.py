@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
 
     tracker = start(node_command(args, bin_dir), out / "tracker_node.log", env)
-    rclpy.init()
+    # not sys.argv: rcl would read the demo's own "--param NAME:=VALUE" as deprecated remaps
+    rclpy.init(args=[])
     node = rclpy.create_node("demo")
     writer = Writer(out / "bag", version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
