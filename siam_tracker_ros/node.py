@@ -34,7 +34,7 @@ refused with the reason, so ``get_parameters`` always reports what the node is u
 
 from __future__ import annotations
 
-import contextlib
+import faulthandler
 import functools
 import os
 import sys
@@ -765,17 +765,20 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
     # transition, whose caller waits for the answer); only --help goes without it.
     import siam_core.zoo  # noqa: F401
 
+    # a crash in native code (DDS, PyTorch, OpenVINO) leaves every thread's Python stack in the
+    # log instead of a bare "Segmentation fault"
+    faulthandler.enable()
     try:
         rclpy.init(args=args)
         node = node_class()
     except Exception as exc:  # the one line a user needs, never a traceback
         why = str(exc) if isinstance(exc, ParamError) else f"{type(exc).__name__}: {exc}"
         print(f"[{NODE_NAME}] cannot start: {why}", file=sys.stderr)
-        with contextlib.suppress(Exception):  # a half-built node may not clean up: exiting
-            rclpy.try_shutdown()
-        # The half-built node's handles outlive their context; the interpreter's teardown then
-        # crashed now and again (SIGSEGV instead of status 1, seen under load). Nothing of ours
-        # is open yet, so the process ends here.
+        # The half-built node's handles outlive their context. The interpreter's teardown
+        # crashed now and again with them (SIGSEGV instead of status 1, seen under load), and
+        # once (a clean-clone test run, 2026-12-02) so did something between this message and
+        # the exit, which then still shut the context down. Nothing of ours is open yet, so
+        # the process ends here, and the context is left to the exit.
         _exit_now(1)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
