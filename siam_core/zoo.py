@@ -251,10 +251,7 @@ def build(
     _gpu_options(tracker, *gpu)
     if long_term is None and cfg.tracker.lost_instance_size is None:
         return tracker
-    with_online = online is not None or cfg.online is not None
-    return LongTermTracker(
-        tracker, LongTermConfig.from_config(cfg, with_online, **(long_term or {}))
-    )
+    return LongTermTracker(tracker, LongTermConfig.for_tracker(tracker, **(long_term or {})))
 
 
 def _build_drol_siamfc(

@@ -168,7 +168,6 @@ def calibration(args: argparse.Namespace) -> int:
             names += [r["name"]] * int(keep.sum())
     score, iou = np.concatenate(scores), np.concatenate(ious)
     lost, on = iou < 0.1, iou > 0.5
-    report_lost = score < threshold
 
     def dist(mask: np.ndarray) -> dict[str, float]:
         if not mask.any():
@@ -176,8 +175,6 @@ def calibration(args: argparse.Namespace) -> int:
         q = np.percentile(score[mask], [10, 25, 50, 75, 90])
         keys = ("p10", "p25", "median", "p75", "p90")
         return {"frames": int(mask.sum()), **{k: float(v) for k, v in zip(keys, q, strict=True)}}
-
-    hit = int((report_lost & lost).sum())
 
     def lost_report(t: float) -> dict[str, float]:
         below = score < t
@@ -192,13 +189,10 @@ def calibration(args: argparse.Namespace) -> int:
 
     summary = ope_summary([r["curves"] for r in runs])
     result = {
-        "threshold": threshold,
         "frames": len(score),
         "iou_below_0.1": dist(lost),
         "iou_above_0.5": dist(on),
-        "lost_precision": hit / max(1, int(report_lost.sum())),
-        "lost_recall": hit / max(1, int(lost.sum())),
-        "reported_lost": int(report_lost.sum()),
+        **lost_report(threshold),
         "sweep": [lost_report(t) for t in args.sweep or []],
         "online": online,
         "auc": float(summary["auc"]),

@@ -129,6 +129,12 @@ class LongTermConfig:
         return cls(**values)
 
     @classmethod
+    def for_tracker(cls, tracker: Tracker, **overrides: Any) -> LongTermConfig:
+        """``from_config`` for the tracker it will wrap: online thresholds where that tracker
+        runs DROL's classifier."""
+        return cls.from_config(tracker.cfg, isinstance(tracker, DROLTracker), **overrides)
+
+    @classmethod
     def check_keys(cls, data: Mapping[str, Any]) -> dict[str, Any]:
         """A settings mapping (a YAML section, ROS parameters) with its keys checked and a
         single lost size accepted for ``lost_instance_sizes``."""
@@ -234,9 +240,7 @@ class LongTermTracker(Tracker):
                 "LongTermTracker wraps an RPN-family or SiamFC-family tracker, got "
                 f"{type(tracker).__name__}"
             )
-        if config is None:
-            config = LongTermConfig.from_config(tracker.cfg, isinstance(tracker, DROLTracker))
-        self.config = config
+        self.config = config if config is not None else LongTermConfig.for_tracker(tracker)
         self.config.check_for(tracker.cfg)
         self.tracker = tracker
         self.machine = LostStateMachine(self.config)

@@ -134,10 +134,7 @@ class MultiTracker:
             inner._setup_online(self.cfg, online, self._classifier_worker())  # type: ignore[attr-defined]
         if self.long_term is None:
             return inner
-        with_online = isinstance(inner, DROLTracker)
-        return LongTermTracker(
-            inner, LongTermConfig.from_config(self.cfg, with_online, **self.long_term)
-        )
+        return LongTermTracker(inner, LongTermConfig.for_tracker(inner, **self.long_term))
 
     def add(self, target_id: TargetId, image: np.ndarray, box: Sequence[float]) -> None:
         """Start tracking ``box`` of ``image`` as ``target_id``, replacing a target of that id.

@@ -471,3 +471,7 @@ def test_tune_tracker_calibration_writes_the_online_lost_threshold(
     assert cfg.tracker.online_confidence_low == chosen["threshold"]
     assert LongTermConfig.from_config(cfg, online=True).enter_threshold == chosen["threshold"]
     assert LongTermConfig.from_config(cfg).enter_threshold == 0.8  # plain: unchanged
+    # the entry points: a long-term tracker with the classifier takes it, one without does not
+    with_online = load_tracker(weights=str(out), device="cpu", long_term={}, online={})
+    assert with_online.config.enter_threshold == chosen["threshold"]
+    assert load_tracker(weights=str(out), device="cpu", long_term={}).config.enter_threshold == 0.8
