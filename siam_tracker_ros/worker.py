@@ -4,7 +4,8 @@ A camera outruns a tracker, so the node must never build a backlog: the executor
 drops the raw message into a one-slot mailbox (O(1), no conversion); a worker thread takes the
 newest frame, converts and tracks it, and hands the outcome to a publish callback. A frame that
 is replaced before the worker took it is counted as dropped. Recent raw frames are kept by stamp,
-so an init box drawn on an older image is applied to that image.
+so an init box drawn on an older image is applied to that image, and an init naming an image
+that has not arrived yet waits a moment for it.
 
 Targets: an init without an id replaces every target by one new target (the single-target
 behaviour); an init with an id adds that target, or replaces the one of that id. A plain
@@ -168,6 +169,7 @@ class TrackingWorker:
         buffer_size: int = 30,
         report: Callable[[str, BaseException], None] | None = None,
         max_targets: int = 10,
+        init_wait_s: float = 1.0,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
@@ -175,6 +177,7 @@ class TrackingWorker:
         self._set = target_set(tracker)
         self._meta: dict[str, _Target] = {}
         self.max_targets = max_targets
+        self.init_wait_s = init_wait_s
         self._convert = convert
         self._publish = publish
         self._warn = warn
@@ -199,7 +202,7 @@ class TrackingWorker:
             if self._pending is not None:
                 self._dropped += 1
             self._pending = frame
-            self._wake.notify()
+            self._wake.notify_all()  # the worker loop, and an init waiting for this stamp
 
     def counters(self) -> Counters:
         with self._wake:
@@ -328,17 +331,28 @@ class TrackingWorker:
             return True, f"target {target_id} forgotten (tracking: {left})"
 
     def _find(self, stamp_ns: int) -> Frame | str:
+        """The buffered frame stamped ``stamp_ns`` (0: the newest). A request can overtake the
+        image it names (a client that saw the image first calls at once), so a stamp newer than
+        every buffered frame waits up to ``init_wait_s`` for it to arrive."""
         with self._wake:
+            if stamp_ns:
+                self._wake.wait_for(
+                    lambda: bool(self._buffer) and self._buffer[-1].stamp_ns >= stamp_ns,
+                    timeout=self.init_wait_s,
+                )
             frames = list(self._buffer)
+        waited = f" (waited {self.init_wait_s:g} s for it)" if stamp_ns else ""
         if not frames:
-            return "no image received yet: publish images before calling init"
+            return f"no image received yet{waited}: publish images before calling init"
         if stamp_ns == 0:
             return frames[-1]
         for frame in reversed(frames):
             if frame.stamp_ns == stamp_ns:
                 return frame
+        if stamp_ns < frames[-1].stamp_ns:
+            waited = ""
         return (
-            f"no buffered image with stamp {stamp_ns} ns (buffer holds "
+            f"no buffered image with stamp {stamp_ns} ns{waited} (buffer holds "
             f"{frames[0].stamp_ns}..{frames[-1].stamp_ns} ns, {len(frames)} frames)"
         )
 

@@ -232,6 +232,45 @@ def test_a_tracker_that_cannot_batch_keeps_one_target(clip) -> None:  # noqa: F8
     assert worker.process(Frame(2, 2, 0.0)).state == TrackState.IDLE
 
 
+def test_an_init_waits_for_the_image_it_names(clip) -> None:  # noqa: F811
+    """A client that saw an image first can call init_target before the node's own copy
+    arrives (``make demo`` on a fresh machine did: "no image received yet", nothing tracked).
+    The request waits for a stamp newer than every buffered frame; one that never comes is
+    refused after ``init_wait_s``, and an older stamp no longer buffered is refused at once."""
+    import threading
+
+    worker = _worker(
+        load_tracker("siamrpn_alex_dwxcorr", str(PARITY / "weights.safetensors")), clip["frames"]
+    )
+    worker.init_wait_s = 60.0
+    replies: list[tuple[bool, str, str]] = []
+    waiting = threading.Thread(
+        target=lambda: replies.append(worker.init_target(BOXES["bag"], stamp_ns=5))
+    )
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and not replies  # no frame yet: still waiting
+    worker.submit(0, 3)  # an older frame does not answer it
+    waiting.join(0.3)
+    assert waiting.is_alive() and not replies
+    worker.submit(1, 5)
+    waiting.join(60.0)
+    ok, message, target_id = replies[0]
+    assert ok and message == f"tracking {target_id} from the frame stamped 5 ns", message
+    assert worker.init_frame.msg == 1
+
+    worker.init_wait_s = 0.05
+    ok, message, _ = worker.init_target(BOXES["bag"], stamp_ns=9)
+    assert not ok and message == (
+        "no buffered image with stamp 9 ns (waited 0.05 s for it) (buffer holds 3..5 ns, 2 frames)"
+    ), message
+    worker.init_wait_s = 60.0  # an older stamp can no longer arrive: no wait
+    ok, message, _ = worker.init_target(BOXES["bag"], stamp_ns=4)
+    assert (
+        not ok and message == "no buffered image with stamp 4 ns (buffer holds 3..5 ns, 2 frames)"
+    )
+
+
 def test_live_long_term_settings_reach_every_target(clip) -> None:  # noqa: F811
     """What the node's lost_threshold/recover_threshold change does to a batched target set:
     every target, and one added later, takes the new thresholds."""
