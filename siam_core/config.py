@@ -123,6 +123,11 @@ class TrackerConfig:
     # confidence_low (tools/tune_tracker.py calibration --online). None: confidence_low/high.
     online_confidence_low: float | None = None
     online_confidence_high: float | None = None
+    # long-term mode's appearance check (SiamRPNTracker.appearance: similarity of the box's
+    # template kernels to the first frame's): LOST below appearance_low, RECOVERED only above
+    # appearance_high (tools/tune_tracker.py appearance). None: no check.
+    appearance_low: float | None = None
+    appearance_high: float | None = None
     scale_num: int | None = None
     scale_step: float | None = None
     scale_penalty: float | None = None
@@ -168,16 +173,15 @@ class TrackerConfig:
             "online_fusion_weight",
             "online_confidence_low",
             "online_confidence_high",
+            "appearance_low",
+            "appearance_high",
         ):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)
-        for prefix in ("", "online_"):
-            low, high = (
-                getattr(self, f"{prefix}confidence_low"),
-                getattr(self, f"{prefix}confidence_high"),
-            )
+        for prefix in ("confidence", "online_confidence", "appearance"):
+            low, high = getattr(self, f"{prefix}_low"), getattr(self, f"{prefix}_high")
             if low is not None and high is not None and low > high:
-                name = f"tracker.{prefix}confidence"
+                name = f"tracker.{prefix}"
                 raise ValueError(f"{name}_low must not exceed {name}_high")
         if self.is_siamfc:
             self._check_siamfc()

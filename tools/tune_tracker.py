@@ -20,6 +20,20 @@ classifier runs (on training sequences only, as for ``search``).
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
     python tools/tune_tracker.py calibration siam_core/weights/default.safetensors --paths ...
+
+``appearance``: thresholds for long-term mode's appearance check (``SiamRPNTracker.appearance``,
+the similarity of a box's template kernels to the first frame's) from ground truth alone, no
+tracking: on every ``--step``-th frame the similarity at the true box (target), at a box of the
+same size moved 1.5-3 sides away (background, IoU < 0.1) and at another sequence's true box on
+its own frame (another object: a person for a person, often). ``appearance_low`` is the
+threshold that best separates the target from the rest (background and other objects together;
+Youden's J: the share of target frames above it plus the share of the rest below it, highest),
+``appearance_high`` the ``--others-above`` upper quantile of the other objects' (that share of
+other objects would pass as the target to leave LOST), at least ``appearance_low``.
+``--write OUT`` embeds both.
+
+    python tools/tune_tracker.py appearance siam_core/weights/default.safetensors --paths ... \
+        --write runs/with_appearance.safetensors
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from siam_core.config import Config, OnlineConfig  # noqa: E402
 from siam_core.data.sequences import Sequence, load_sequence  # noqa: E402
 from siam_core.eval.metrics import ope_curves, ope_summary  # noqa: E402
 from siam_core.eval.runner import run_one_pass  # noqa: E402
+from siam_core.tracker.base import TrackResult  # noqa: E402
 from siam_core.tracker.drol import online_tracker  # noqa: E402
 from siam_core.tracker.longterm import LongTermConfig  # noqa: E402
 from siam_core.tracker.siamrpn import SiamRPNTracker  # noqa: E402
@@ -63,17 +78,28 @@ def run(
     cfg: Config,
     seqs: list[Sequence],
     online: dict[str, float] | None = None,
+    appearance: bool = False,
 ) -> list[dict]:
     """One OPE pass per sequence: boxes, scores and per-frame IoU. ``online``: DROL's
-    classifier on top, with these ``OnlineConfig`` overrides (synchronous updates)."""
+    classifier on top, with these ``OnlineConfig`` overrides (synchronous updates).
+    ``appearance``: also the appearance check's similarity at every reported box (NaN on
+    frame 0), measured beside the track, which it does not change."""
     tracker = SiamRPNTracker(model, cfg, device="cpu")
     if online is not None:
         tracker = online_tracker(tracker, online)
     out = []
     for seq in seqs:
-        boxes, scores, _times = run_one_pass(tracker, seq)
+        seen = [np.nan]
+
+        def observe(image: np.ndarray, result: TrackResult, seen: list[float] = seen) -> None:
+            seen.append(tracker.appearance(image, result.box))
+
+        boxes, scores, _times = run_one_pass(tracker, seq, observe if appearance else None)
         curves = ope_curves(boxes, seq.gt, seq.absent)
-        out.append({"name": seq.name, "scores": scores, "curves": curves})
+        row = {"name": seq.name, "scores": scores, "curves": curves}
+        if appearance:
+            row["appearance"] = np.array(seen)
+        out.append(row)
     return out
 
 
@@ -153,31 +179,32 @@ def calibration(args: argparse.Namespace) -> int:
         raise ValueError("--write chooses the online LOST threshold: it needs --online and --sweep")
     model, cfg = load_checkpoint(args.weights)
     seqs = load_sequences(args.paths, args.max_frames)
-    threshold = args.threshold
-    if threshold is None:
-        threshold = LongTermConfig.from_config(cfg, bool(args.online)).enter_threshold
-    scores, ious, names = [], [], []
+    long_term = LongTermConfig.from_config(cfg, bool(args.online))
+    threshold = args.threshold if args.threshold is not None else long_term.enter_threshold
+    # the appearance check's LOST rule beside the score's: the model's appearance_low
+    check = args.appearance if args.appearance is not None else long_term.appearance_low
+    scores, ious, looks = [], [], []
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
-    runs = run(model, cfg, seqs, online)
+    runs = run(model, cfg, seqs, online, appearance=check > 0)
     for r in runs:
         s, iou = r["scores"][1:], r["curves"].ious[1:]
         keep = iou >= 0  # frames with a ground-truth box (absent ones were dropped already)
         if len(iou) == len(s):
             scores.append(s[keep])
             ious.append(iou[keep])
-            names += [r["name"]] * int(keep.sum())
-    score, iou = np.concatenate(scores), np.concatenate(ious)
+            looks.append(r["appearance"][1:][keep] if check > 0 else np.ones(int(keep.sum())))
+    score, iou, look = np.concatenate(scores), np.concatenate(ious), np.concatenate(looks)
     lost, on = iou < 0.1, iou > 0.5
 
-    def dist(mask: np.ndarray) -> dict[str, float]:
+    def dist(mask: np.ndarray, values: np.ndarray) -> dict[str, float]:
         if not mask.any():
             return {"frames": 0}
-        q = np.percentile(score[mask], [10, 25, 50, 75, 90])
+        q = np.percentile(values[mask], [10, 25, 50, 75, 90])
         keys = ("p10", "p25", "median", "p75", "p90")
         return {"frames": int(mask.sum()), **{k: float(v) for k, v in zip(keys, q, strict=True)}}
 
-    def lost_report(t: float) -> dict[str, float]:
-        below = score < t
+    def lost_report(t: float, low: float = 0.0) -> dict[str, float]:
+        below = (score < t) | (look < low)
         found = int((below & lost).sum())
         return {
             "threshold": t,
@@ -190,8 +217,8 @@ def calibration(args: argparse.Namespace) -> int:
     summary = ope_summary([r["curves"] for r in runs])
     result = {
         "frames": len(score),
-        "iou_below_0.1": dist(lost),
-        "iou_above_0.5": dist(on),
+        "iou_below_0.1": dist(lost, score),
+        "iou_above_0.5": dist(on, score),
         **lost_report(threshold),
         "sweep": [lost_report(t) for t in args.sweep or []],
         "online": online,
@@ -199,6 +226,14 @@ def calibration(args: argparse.Namespace) -> int:
         "precision20": float(summary["precision"]),
         "per_sequence_auc": {r["name"]: mean_auc([r]) for r in runs},
     }
+    if check > 0:
+        result["appearance"] = {
+            "appearance_low": check,
+            "iou_below_0.1": dist(lost, look),
+            "iou_above_0.5": dist(on, look),
+            "with_score": lost_report(threshold, check),
+            "sweep": [lost_report(threshold, low) for low in args.appearance_sweep or []],
+        }
     if args.write:
         best = max(result["sweep"], key=_f1)  # ties: the first (the order given)
         result["chosen_online_confidence_low"] = {**best, "f1": _f1(best)}
@@ -213,6 +248,100 @@ def calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _away(box: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray | None:
+    """``box`` moved 1.5-3 of its longer sides in a random direction, inside the image and
+    overlapping it by IoU < 0.1 (None after 20 tries: no room)."""
+    x, y, w, h = box
+    for _ in range(20):
+        angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(1.5, 3.0) * max(w, h)
+        nx, ny = x + dist * np.cos(angle), y + dist * np.sin(angle)
+        if min(nx, ny) >= 0 and nx + w <= size[0] and ny + h <= size[1]:
+            ix = max(0.0, min(x + w, nx + w) - max(x, nx))
+            iy = max(0.0, min(y + h, ny + h) - max(y, ny))
+            if ix * iy / (2 * w * h - ix * iy) < 0.1:
+                return np.array([nx, ny, w, h])
+    return None
+
+
+def youden_threshold(positive: np.ndarray, negative: np.ndarray) -> float:
+    """The threshold t maximising (share of ``positive`` >= t) + (share of ``negative`` < t),
+    among the observed values (the lowest of a tie)."""
+    candidates = np.unique(np.concatenate([positive, negative]))
+    pos, neg = np.sort(positive), np.sort(negative)
+    kept = 1.0 - np.searchsorted(pos, candidates, side="left") / len(pos)
+    refused = np.searchsorted(neg, candidates, side="left") / len(neg)
+    return float(candidates[int(np.argmax(kept + refused))])
+
+
+def appearance(args: argparse.Namespace) -> int:
+    model, cfg = load_checkpoint(args.weights)
+    seqs = [load_sequence(p, allow_nan=True) for p in args.paths]  # NaN rows: target absent
+    seqs = [s.head(args.max_frames) if args.max_frames else s for s in seqs]
+    if len(seqs) < 2:
+        raise ValueError("appearance needs at least two sequences (other objects come from them)")
+    rng = np.random.default_rng(args.seed)
+    tracker = SiamRPNTracker(model, cfg, device="cpu")
+    visible = [
+        [k for k in range(1, len(s), args.step) if not (s.absent is not None and s.absent[k])]
+        for s in seqs
+    ]
+    target: list[float] = []
+    background: list[float] = []
+    others: list[float] = []
+    per_sequence = {}
+    for i, seq in enumerate(seqs):
+        tracker.init(seq.read(0), seq.init_box)
+        mine = []
+        for k in visible[i]:
+            image, gt = seq.read(k), np.asarray(seq.gt[k], dtype=float)
+            mine.append(tracker.appearance(image, tuple(gt)))
+            moved = _away(gt, (image.shape[1], image.shape[0]), rng)
+            if moved is not None:
+                background.append(tracker.appearance(image, tuple(moved)))
+            j = int(rng.choice([n for n in range(len(seqs)) if n != i and visible[n]]))
+            m = int(rng.choice(visible[j]))
+            others.append(tracker.appearance(seqs[j].read(m), tuple(seqs[j].gt[m])))
+        target += mine
+        per_sequence[seq.name] = float(np.median(mine)) if mine else None
+        print(f"{seq.name}: {len(mine)} frames, median {per_sequence[seq.name]}", flush=True)
+
+    def dist(values: list[float]) -> dict[str, float]:
+        q = np.percentile(values, [1, 5, 10, 25, 50, 75, 90, 95, 99])
+        keys = ("p1", "p5", "p10", "p25", "median", "p75", "p90", "p95", "p99")
+        return {"frames": len(values), **{k: float(v) for k, v in zip(keys, q, strict=True)}}
+
+    t, b, o = np.array(target), np.array(background), np.array(others)
+    low = youden_threshold(t, np.concatenate([b, o]))
+    high = max(low, float(np.quantile(o, 1.0 - args.others_above)))
+    result = {
+        "target": dist(target),
+        "background": dist(background),
+        "other_objects": dist(others),
+        "appearance_low": low,
+        "appearance_high": high,
+        "below_low": {
+            "target": float((t < low).mean()),
+            "background": float((b < low).mean()),
+            "other_objects": float((o < low).mean()),
+        },
+        "above_high": {
+            "target": float((t > high).mean()),
+            "background": float((b > high).mean()),
+            "other_objects": float((o > high).mean()),
+        },
+        "per_sequence_median": per_sequence,
+    }
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.write:
+        chosen = cfg.replace_tracker(appearance_low=round(low, 3), appearance_high=round(high, 3))
+        fp16 = next(iter(model.parameters())).dtype == torch.float16
+        save_checkpoint(model, chosen, args.write, fp16=fp16)
+        print(f"weights with appearance_low/high {low:.3f}/{high:.3f} written to {args.write}")
+    return 0
+
+
 def _online_field(item: str) -> tuple[str, float]:
     key, _, value = item.partition("=")
     if key not in OnlineConfig.__dataclass_fields__:
@@ -223,7 +352,7 @@ def _online_field(item: str) -> tuple[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("search", "calibration"):
+    for name in ("search", "calibration", "appearance"):
         p = sub.add_parser(name)
         p.add_argument("weights", help="safetensors with an embedded config")
         p.add_argument("--paths", nargs="+", required=True, help="sequence folders/files")
@@ -247,15 +376,35 @@ def main(argv: list[str] | None = None) -> int:
         "online_confidence_low is the swept threshold with the best LOST F1",
     )
     c.add_argument(
+        "--appearance",
+        type=float,
+        help="also LOST where the appearance check is below this (default: the model's "
+        "appearance_low; 0: no check)",
+    )
+    c.add_argument(
+        "--appearance-sweep", type=float, nargs="+", help="the same at these appearance_low"
+    )
+    c.add_argument(
         "--online-set",
         nargs="*",
         type=_online_field,
         help="with --online: OnlineConfig fields, e.g. fusion_weight=0.6",
     )
+    a = sub.choices["appearance"]
+    a.add_argument("--step", type=int, default=5, help="every STEP-th frame (default 5)")
+    a.add_argument("--seed", type=int, default=0, help="for the background and other boxes")
+    a.add_argument(
+        "--others-above",
+        type=float,
+        default=0.05,
+        help="share of other objects above appearance_high (default 0.05)",
+    )
+    a.add_argument("--write", help="a copy of the weights with appearance_low/high embedded")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    commands = {"search": search, "calibration": calibration, "appearance": appearance}
     try:
-        return search(args) if args.command == "search" else calibration(args)
+        return commands[args.command](args)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"tune_tracker: {exc}", file=sys.stderr)
         return 2

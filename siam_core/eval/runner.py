@@ -48,7 +48,7 @@ from siam_core.eval.metrics import (
     VotRun,
     polygon_iou,
 )
-from siam_core.tracker.base import Tracker
+from siam_core.tracker.base import Tracker, TrackResult
 
 TrackerFactory = Callable[[], Tracker] | str
 
@@ -244,11 +244,16 @@ def _checked_box(tracker: Tracker, seq: Sequence, index: int, box: tuple) -> np.
     return arr
 
 
-def run_one_pass(tracker: Tracker, seq: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_one_pass(
+    tracker: Tracker,
+    seq: Sequence,
+    observe: Callable[[np.ndarray, TrackResult], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Initialise on frame 0 with the ground truth and track to the end, no resets.
 
     Returns boxes (first row the initial box), scores (NaN on frame 0) and frame seconds
-    (tracker time only; frame 0 is the ``init`` time).
+    (tracker time only; frame 0 is the ``init`` time). ``observe(image, result)`` sees every
+    tracked frame, outside the timing (a calibration's extra measurements).
     """
     n = len(seq)
     boxes, scores, times = np.zeros((n, 4)), np.full(n, np.nan), np.zeros(n)
@@ -264,6 +269,8 @@ def run_one_pass(tracker: Tracker, seq: Sequence) -> tuple[np.ndarray, np.ndarra
         times[i] = time.perf_counter() - start
         boxes[i] = _checked_box(tracker, seq, i, result.box)
         scores[i] = result.score
+        if observe is not None:
+            observe(image, result)
     return boxes, scores, times
 
 

@@ -34,7 +34,8 @@ class TrackResult:
     """What a tracker says about one frame.
 
     ``search_region`` is the square image region (x, y, w, h) that the tracker searched, so a
-    user can see how far a lost tracker is looking; ``timings`` holds per-stage seconds.
+    user can see how far a lost tracker is looking; ``timings`` holds per-stage seconds;
+    ``appearance`` the long-term appearance check's similarity where it ran, else None.
     """
 
     box: Box
@@ -42,6 +43,7 @@ class TrackResult:
     state: TrackState
     search_region: Box
     timings: dict[str, float] = field(default_factory=dict)
+    appearance: float | None = None
 
 
 def check_image(image: object) -> np.ndarray:

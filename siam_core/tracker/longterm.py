@@ -71,9 +71,17 @@ class LongTermConfig:
     lost_instance_sizes: tuple[int, ...] = (PAPER_LOST_SIZE,)
     lost_window_influence: float = PYSOT_LOST_WINDOW
     frames_per_step: int = 1
+    appearance_low: float = 0.0  # LOST below this appearance similarity; 0: no check
+    appearance_high: float = 0.0  # RECOVERED needs more than this as well; 0: no check
 
     def __post_init__(self) -> None:
-        for name in ("enter_threshold", "leave_threshold", "lost_window_influence"):
+        for name in (
+            "enter_threshold",
+            "leave_threshold",
+            "lost_window_influence",
+            "appearance_low",
+            "appearance_high",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"longterm.{name} must be a number, got {value!r}")
@@ -84,6 +92,11 @@ class LongTermConfig:
                 f"longterm.enter_threshold ({self.enter_threshold}) must be below "
                 f"leave_threshold ({self.leave_threshold}), or the tracker could never leave "
                 "the lost state on a score that does not also put it back"
+            )
+        if self.appearance_low > self.appearance_high:
+            raise ValueError(
+                f"longterm.appearance_low ({self.appearance_low}) must not exceed "
+                f"appearance_high ({self.appearance_high})"
             )
         sizes = self.lost_instance_sizes
         if not isinstance(sizes, tuple) or not sizes:
@@ -125,6 +138,10 @@ class LongTermConfig:
             values["lost_instance_sizes"] = (t.lost_instance_size,)
         if t.lost_window_influence is not None:
             values["lost_window_influence"] = t.lost_window_influence
+        if t.appearance_low is not None:
+            values["appearance_low"] = t.appearance_low
+        if t.appearance_high is not None:
+            values["appearance_high"] = t.appearance_high
         values.update(cls.check_keys(overrides))
         return cls(**values)
 
@@ -193,20 +210,23 @@ class LostStateMachine:
         self.state = TrackState.TRACKING
         self.lost_frames = 0
 
-    def confident(self, score: float) -> bool:
-        """Whether a frame's score is trusted enough to move the box (pysot: >= low)."""
-        return score >= self.config.enter_threshold
+    def confident(self, score: float, appearance: float = 1.0) -> bool:
+        """Whether a frame's score is trusted enough to move the box (pysot: >= low), and its
+        box looks enough like the target (``appearance``, 1.0 where no check runs)."""
+        return score >= self.config.enter_threshold and appearance >= self.config.appearance_low
 
-    def update(self, score: float) -> TrackState:
-        if not math.isfinite(score):
-            raise ValueError(f"score must be finite, got {score}")
+    def update(self, score: float, appearance: float = 1.0) -> TrackState:
+        """Apply one frame's score and, with the appearance check on, the similarity of its
+        box to the first frame's target (``LongTermTracker``)."""
+        if not (math.isfinite(score) and math.isfinite(appearance)):
+            raise ValueError(f"score and appearance must be finite, got {score}, {appearance}")
         c = self.config
         if self.state is TrackState.LOST:
-            if score > c.leave_threshold:
+            if score > c.leave_threshold and appearance > c.appearance_high:
                 self.state, self.lost_frames = TrackState.RECOVERED, 0
             else:
                 self.lost_frames += 1
-        elif score < c.enter_threshold:
+        elif score < c.enter_threshold or appearance < c.appearance_low:
             self.state, self.lost_frames = TrackState.LOST, 1
         else:
             self.state = TrackState.TRACKING
@@ -242,6 +262,11 @@ class LongTermTracker(Tracker):
             )
         self.config = config if config is not None else LongTermConfig.for_tracker(tracker)
         self.config.check_for(tracker.cfg)
+        if isinstance(tracker, SiamFCTracker) and self.config.appearance_high > 0:
+            raise ValueError(
+                "longterm.appearance_low/high: the appearance check compares RPN-family "
+                f"template kernels; {tracker.name} is a SiamFC-family tracker"
+            )
         self.tracker = tracker
         self.machine = LostStateMachine(self.config)
         self.name = f"{tracker.name}+longterm"
@@ -278,14 +303,24 @@ class LongTermTracker(Tracker):
         t0 = time.perf_counter()
         # an online classifier may veto the Siamese score (DROLTracker.gate_score)
         score = inner.gate_score(res.score) if isinstance(inner, DROLTracker) else res.score
-        confident = self.machine.confident(score)
+        appearance = None
+        if self.config.appearance_high > 0 and score >= self.config.enter_threshold:
+            # below enter_threshold the frame is LOST, or stays LOST, whatever it looks like
+            box = (res.cx - res.width / 2, res.cy - res.height / 2, res.width, res.height)
+            t1 = time.perf_counter()
+            appearance = inner.appearance(image, box)  # type: ignore[union-attr]
+            timings_appearance = time.perf_counter() - t1
+        check = 1.0 if appearance is None else appearance
+        confident = self.machine.confident(score, check)
         if confident and isinstance(inner, SiamFCTracker):
             inner.adopt(res)  # centre, size and search side, as SiamFC alone takes them
         elif confident:  # pysot LT keeps the unclipped values as its state
             inner.center_pos = np.array([res.cx, res.cy])
             inner.size = np.array([res.width, res.height])
-        state = self.machine.update(score)
+        state = self.machine.update(score, check)
         timings = dict(res.timings)
+        if appearance is not None:
+            timings["appearance"] = timings_appearance
         if isinstance(inner, DistractorAwareTracker):
             if confident and state is not TrackState.LOST:
                 inner.learn(image)
@@ -306,7 +341,7 @@ class LongTermTracker(Tracker):
         )
         if isinstance(inner, DROLTracker) and not was_lost:
             timings["learn"] = inner.learn(image, box)  # DROL LT: no samples while lost
-        return TrackResult(box, res.score, state, res.search_region, timings)
+        return TrackResult(box, res.score, state, res.search_region, timings, appearance)
 
 
 def build_longterm_tracker(

@@ -301,6 +301,7 @@ class SiamRPNTracker(Tracker):
         self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._buffers: dict[int, torch.Tensor] = {}
         self._kernels: Kernels | None = None
+        self._reference: torch.Tensor | None = None
         self._prefetched: tuple[tuple[int, int | None, float | None], SearchResult] | None = None
         self.center_pos = np.zeros(2)
         self.size = np.zeros(2)
@@ -386,6 +387,33 @@ class SiamRPNTracker(Tracker):
         patch, _ = self._crop_input(image, exemplar, s_z)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_tensor(patch))
+        self._reference = None  # the first frame's appearance, made on first use
+
+    def appearance(self, image: np.ndarray, box: Box) -> float:
+        """How much ``box`` of ``image`` looks like the first frame's target: the cosine
+        similarity of the template branch's kernels of an exemplar crop at ``box`` (the init's
+        context rule) with the first frame's. A re-identification check that the detection
+        score is not: that score says "an object like the template is here", and saturates on
+        a look-alike (another pedestrian in dark clothes) as much as on the target."""
+        if self._kernels is None:
+            raise RuntimeError(f"{self.name}: appearance() before init()")
+        if self._reference is None:
+            self._reference = _unit(self._kernels)
+        x, y, w, h = box
+        pad = self.cfg.tracker.context_amount * (w + h)
+        side = max(1, self.round_size(math.sqrt((w + pad) * (h + pad))))
+        centre = (x + (w - 1) / 2, y + (h - 1) / 2)
+        patch, _ = crop_patch(
+            image,
+            centre,
+            self.cfg.tracker.exemplar_size,
+            side,
+            self.channel_average,
+            self.round_origin,
+        )
+        with torch.inference_mode():
+            kernels = self.net.template(self._to_tensor(patch))
+        return float(torch.dot(_unit(kernels), self._reference))
 
     def _centre(self) -> tuple[float, float]:
         return float(self.center_pos[0]), float(self.center_pos[1])
@@ -630,6 +658,12 @@ def clip_box(
         max(MIN_SIZE, min(width, iw)),
         max(MIN_SIZE, min(height, ih)),
     )
+
+
+def _unit(kernels: Kernels) -> torch.Tensor:
+    """Every kernel of a template pass as one float32 vector of unit length."""
+    flat = torch.cat([k.detach().float().flatten().cpu() for k in kernels])
+    return flat / flat.norm().clamp_min(1e-12)
 
 
 def cosine_window(size: int) -> np.ndarray:

@@ -383,6 +383,41 @@ def test_default_model_reports_lost_and_reacquires() -> None:
     assert back is not None and back - HIDE.stop <= 10
 
 
+@pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(), reason=f"no trained default model at {DEFAULT_WEIGHTS}"
+)
+def test_appearance_check_reports_lost_on_a_confident_score() -> None:
+    """The appearance check's wiring on real bag frames: with the model's embedded thresholds
+    the visible bag stays TRACKING and every confident frame reports its similarity; with
+    ``appearance_low`` raised above the similarity of some frames those frames are LOST although
+    their score is confident (the box held), and leaving LOST needs a similarity above
+    ``appearance_high``. Without the check the same frames are TRACKING."""
+    start, end = 76, 100
+    seq = sequence("vot/bag")
+    frames = [seq.read(i) for i in range(start, end)]
+    model = build_longterm_tracker(weights=DEFAULT_WEIGHTS)
+    assert 0 < model.config.appearance_low <= model.config.appearance_high < 1
+    first = _run_hidden(model, seq, frames, start)
+    assert all(r.state is T and r.appearance is not None for r in first)
+    looks = np.array([r.appearance for r in first])
+    assert looks.min() > model.config.appearance_low
+    low = float(np.median(looks))
+    strict = build_longterm_tracker(
+        weights=DEFAULT_WEIGHTS, config={"appearance_low": low, "appearance_high": 0.99}
+    )
+    results = _run_hidden(strict, seq, frames, start)
+    first_lost = next(k for k, r in enumerate(results) if r.state is L)
+    r = results[first_lost]
+    assert r.score >= strict.config.enter_threshold and r.appearance < low
+    assert r.box == results[first_lost - 1].box if first_lost else True  # held
+    assert all(r.state is L for r in results[first_lost:])  # never above 0.99
+    off = build_longterm_tracker(
+        weights=DEFAULT_WEIGHTS, config={"appearance_low": 0.0, "appearance_high": 0.0}
+    )
+    plain = _run_hidden(off, seq, frames, start)
+    assert all(r.state is T and r.appearance is None for r in plain)
+
+
 def test_bad_input_and_configuration(bag_frames, reference) -> None:
     base = build_tracker(NAME, need(PARITY) / "weights.safetensors")
     lt = LongTermTracker(base)

@@ -120,6 +120,44 @@ def test_online_thresholds_come_first_when_the_classifier_runs() -> None:
     assert tuned.to_dict()["tracker"]["online_confidence_low"] == 0.2
 
 
+def test_appearance_check_reports_a_look_alike_and_gates_recovery() -> None:
+    """With ``appearance_low/high`` a confident score on a box that does not look like the
+    target is LOST (and does not move the box); leaving LOST needs both a score above
+    ``leave_threshold`` and an appearance above ``appearance_high``. Without them (0) the
+    machine is the score's alone."""
+    c = LongTermConfig(
+        enter_threshold=0.8, leave_threshold=0.95, appearance_low=0.45, appearance_high=0.5
+    )
+    m = LostStateMachine(c)
+    assert m.update(0.99, 0.6) is T and m.confident(0.99, 0.6)
+    assert m.update(0.99, 0.44) is L and not m.confident(0.99, 0.44)  # a look-alike
+    assert m.update(1.0, 0.5) is L  # equal to high is not above it
+    assert m.update(0.9, 0.9) is L  # the score is not above leave_threshold
+    assert m.update(0.96, 0.51) is R
+    assert m.update(0.85, 0.45) is T  # equal to low is kept
+    plain = LostStateMachine(LongTermConfig())
+    assert run(plain, [0.99, 0.79, 0.96]) == [T, L, R]
+    assert plain.update(0.99, 0.0) is T  # appearance_low 0: nothing is below it
+    assert LongTermConfig().appearance_low == LongTermConfig().appearance_high == 0.0
+    with pytest.raises(ValueError, match="finite"):
+        m.update(0.9, float("nan"))
+
+
+def test_appearance_thresholds_come_from_the_model_config() -> None:
+    cfg = load_config("siamrpn_r50_l234_dwxcorr_lt")
+    tuned = cfg.replace_tracker(appearance_low=0.4, appearance_high=0.5)
+    for online in (False, True):
+        lt = LongTermConfig.from_config(tuned, online=online)
+        assert (lt.appearance_low, lt.appearance_high) == (0.4, 0.5)
+    assert LongTermConfig.from_config(tuned, appearance_low=0.0).appearance_low == 0.0
+    assert LongTermConfig.from_config(cfg).appearance_high == 0.0
+    assert tuned.to_dict()["tracker"]["appearance_high"] == 0.5
+    with pytest.raises(ValueError, match="appearance_low must not exceed"):
+        cfg.replace_tracker(appearance_low=0.6, appearance_high=0.5)
+    with pytest.raises(ValueError, match="appearance_high"):
+        cfg.replace_tracker(appearance_high=1.5)
+
+
 def test_lost_sizes_between_snaps_to_the_stride_grid() -> None:
     cfg = load_config("siamrpn_r50_l234_dwxcorr")
     assert lost_sizes_between(cfg, 767, 1) == (767,)
@@ -150,6 +188,9 @@ def test_lost_sizes_between_snaps_to_the_stride_grid() -> None:
         ({"lost_instance_sizes": (767.0,)}, "positive integers"),
         ({"lost_instance_sizes": (0,)}, "positive integers"),
         ({"frames_per_step": 0}, "frames_per_step"),
+        ({"appearance_low": 1.5, "appearance_high": 1.5}, r"appearance_low must lie in \[0, 1\]"),
+        ({"appearance_low": 0.5, "appearance_high": 0.4}, "must not exceed appearance_high"),
+        ({"appearance_high": float("inf")}, r"appearance_high must lie in \[0, 1\]"),
     ],
 )
 def test_bad_settings_fail_at_configuration(kwargs: dict, message: str) -> None:
