@@ -475,3 +475,45 @@ def test_tune_tracker_calibration_writes_the_online_lost_threshold(
     with_online = load_tracker(weights=str(out), device="cpu", long_term={}, online={})
     assert with_online.config.enter_threshold == chosen["threshold"]
     assert load_tracker(weights=str(out), device="cpu", long_term={}).config.enter_threshold == 0.8
+
+
+def test_tune_tracker_appearance_embeds_thresholds_chosen_on_ground_truth(tmp_path: Path) -> None:
+    """``appearance`` measures the check at the true boxes, at moved boxes and at the other
+    sequence's true boxes, and embeds ``appearance_low`` (Youden's J) and ``appearance_high``;
+    long-term mode takes them from the file, and ``calibration --appearance-sweep`` reports the
+    LOST rule they give."""
+    seq, tune = _girl_and_tune_tracker()
+    other = DATA / "train_extra" / "siamfc_ball2"
+    if not other.is_dir():
+        pytest.skip(f"no training sequence at {other}")
+    positive, negative = np.array([0.4, 0.7, 0.8, 0.9]), np.array([0.1, 0.2, 0.5, 0.6, 0.65])
+    assert tune.youden_threshold(positive, negative) == 0.7  # 3 of 4 kept, all 5 refused
+    out, report = tmp_path / "app.safetensors", tmp_path / "app.json"
+    args = ["appearance", str(DEFAULT_WEIGHTS), "--paths", str(seq), str(other)]
+    args += ["--max-frames", "20", "--step", "2", "--json", str(report), "--write", str(out)]
+    assert tune.main(args) == 0
+    doc = json.loads(report.read_text())
+    assert doc["target"]["frames"] == doc["other_objects"]["frames"] == 20  # 10 per sequence
+    low, high = doc["appearance_low"], doc["appearance_high"]
+    assert 0 < low <= high < 1
+    assert doc["target"]["median"] > max(
+        doc["other_objects"]["median"], doc["background"]["median"]
+    )
+    _, cfg = load_checkpoint(out)
+    assert (cfg.tracker.appearance_low, cfg.tracker.appearance_high) == (
+        round(low, 3),
+        round(high, 3),
+    )
+    assert load_tracker(weights=str(out), device="cpu", long_term={}).config.appearance_low == (
+        round(low, 3)
+    )
+    cal = tmp_path / "cal.json"
+    args = ["calibration", str(out), "--paths", str(seq), "--max-frames", "12"]
+    assert tune.main([*args, "--appearance-sweep", "0", "1.01", "--json", str(cal)]) == 0
+    doc = json.loads(cal.read_text())
+    check = doc["appearance"]
+    assert check["appearance_low"] == round(low, 3)
+    nothing, everything = check["sweep"]
+    assert nothing["reported_lost"] == doc["reported_lost"]  # similarity below 0: none
+    assert everything["reported_lost"] == doc["frames"] == 11  # every similarity below 1.01
+    assert check["with_score"]["reported_lost"] >= doc["reported_lost"]
