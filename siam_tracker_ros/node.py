@@ -122,7 +122,7 @@ def draw(image: Any, outcome: Outcome) -> Any:
 
 # Parameters whose change rebuilds the tracker (the old one serves until the new one is ready).
 RELOAD = frozenset({"model", "weights", "device", "long_term", "online", "precision", "graph_mode"})
-THRESHOLDS = frozenset({"lost_threshold", "recover_threshold"})
+THRESHOLDS = frozenset({"lost_threshold", "recover_threshold", "appearance_low", "appearance_high"})
 RESUBSCRIBE = frozenset({"image_topic", "compressed", "qos_reliability", "qos_depth"})
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER}
 _TYPES |= {float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
@@ -321,9 +321,9 @@ class TrackerLogic:
                 self.get_logger().warning(f"online:=true not applied: {exc}")
                 tracker = load(None)
         except (ValueError, RuntimeError, OSError) as exc:
-            if "threshold" in str(exc) and long_term:
-                why = _user_names(exc)
-                raise ParamError("lost_threshold", params["lost_threshold"], why) from exc
+            if long_term and ("threshold" in str(exc) or "appearance" in str(exc)):
+                name = _blamed(exc)
+                raise ParamError(name, params[name], _user_names(exc)) from exc
             for option in ("graph_mode", "precision"):  # e.g. cuda_graph where auto found no GPU
                 if option in str(exc) and params[option] != DEFAULTS[option]:
                     raise ParamError(option, params[option], str(exc)) from exc
@@ -337,6 +337,8 @@ class TrackerLogic:
         chosen = (
             ("enter_threshold", params["lost_threshold"]),
             ("leave_threshold", params["recover_threshold"]),
+            ("appearance_low", params["appearance_low"]),
+            ("appearance_high", params["appearance_high"]),
         )
         return {key: value for key, value in chosen if value != -1.0}
 
@@ -441,7 +443,8 @@ class TrackerLogic:
             online = bool(params["online"]) or base.online is not None
             return LongTermConfig.from_config(base, online, **self._long_term_overrides(params))
         except ValueError as exc:
-            raise ParamError("lost_threshold", params["lost_threshold"], _user_names(exc)) from exc
+            name = _blamed(exc)
+            raise ParamError(name, params[name], _user_names(exc)) from exc
 
     def _activate(self) -> None:
         if self._worker is None:  # released by deactivate
@@ -695,9 +698,15 @@ def _bad_target_id(target_id: str) -> str:
     return ""
 
 
+def _blamed(exc: Exception) -> str:
+    """The node parameter a long-term config error is about."""
+    return "appearance_low" if "appearance" in str(exc) else "lost_threshold"
+
+
 def _user_names(exc: Exception) -> str:
     """A long-term config error in the node's parameter names rather than the core's."""
     text = str(exc).replace("longterm.enter_threshold", "lost_threshold")
+    text = text.replace("longterm.appearance_low", "appearance_low")
     return text.replace("leave_threshold", "recover_threshold")
 
 

@@ -97,6 +97,21 @@ PARAMETERS: tuple[Param, ...] = (
         1,
     ),
     Param(
+        "appearance_low",
+        -1.0,
+        "long-term: LOST below this similarity of the box to the first frame's target; "
+        "-1: the model config's, else 0 (no check)",
+        -1,
+        1,
+    ),
+    Param(
+        "appearance_high",
+        -1.0,
+        "long-term: RECOVERED needs more than this similarity; -1: the model's, else 0",
+        -1,
+        1,
+    ),
+    Param(
         "online", True, "DROL online classifier per target; its training runs off the frame path"
     ),
     Param("publish_debug_image", False, "publish debug_image: the frame with box and state"),
@@ -299,12 +314,15 @@ def validate(values: dict[str, Any]) -> dict[str, ParamValue]:
             merged["target_label"][:20] + "...",
             f"longer than {MAX_LABEL} characters",
         )
-    for name in ("lost_threshold", "recover_threshold"):
+    for name in ("lost_threshold", "recover_threshold", "appearance_low", "appearance_high"):
         if merged[name] != -1.0 and not 0.0 <= merged[name] <= 1.0:
             raise ParamError(name, merged[name], "must be -1 (model default) or lie in [0, 1]")
     lost, recover = merged["lost_threshold"], merged["recover_threshold"]
     if lost != -1.0 and recover != -1.0 and lost >= recover:
         raise ParamError("lost_threshold", lost, f"must be below recover_threshold={recover}")
+    low, high = merged["appearance_low"], merged["appearance_high"]
+    if low != -1.0 and high != -1.0 and low > high:
+        raise ParamError("appearance_low", low, f"must not exceed appearance_high={high}")
     if merged["latency_compensation"] not in LATENCY_COMPENSATION:
         raise ParamError(
             "latency_compensation",

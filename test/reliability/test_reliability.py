@@ -152,6 +152,20 @@ def test_live_changes_are_applied(live, frames) -> None:
     assert [r.successful for r in live.set(image_topic="image_raw")] == [True]
     live.spin_until(lambda: live.images.get_subscription_count() > 0, 20.0, "resubscribe")
     assert [r.successful for r in live.set(lost_threshold=-1.0, recover_threshold=-1.0)]
+    # the appearance check, live: no later box looks exactly like the first frame's target
+    # (similarity below 1), so appearance_low 1 makes every frame LOST whatever its score
+    assert [r.successful for r in live.set(lost_threshold=0.0, recover_threshold=0.001)]
+    (result,) = live.set(appearance_low=0.9)  # above this model's appearance_high (none: 0)
+    assert not result.successful and "appearance_low" in result.reason, result.reason
+    assert all(r.successful for r in live.set(appearance_high=1.0, appearance_low=1.0))
+    states = [live.step(live.frame(frames[k])).state for k in (5, 6)]
+    assert states == [TrackerStatus.LOST, TrackerStatus.LOST], states
+    assert all(r.successful for r in live.set(appearance_low=0.0, appearance_high=0.0))
+    states = [live.step(live.frame(frames[k])).state for k in (7, 2)]
+    assert states == [TrackerStatus.RECOVERED, TrackerStatus.TRACKING], states
+    changes = live.set(lost_threshold=-1.0, recover_threshold=-1.0, appearance_low=-1.0)
+    assert all(r.successful for r in changes)
+    assert live.set(appearance_high=-1.0)[0].successful
     live.alive()
 
 
