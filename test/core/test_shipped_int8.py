@@ -8,6 +8,7 @@ on a real clip; a damaged or foreign copy is refused or ignored, never run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ from siam_core.cli import track as track_cli
 from siam_core.config import load_config
 from siam_core.deploy import quantize
 from siam_core.deploy.export import read_manifest
-from siam_core.deploy.runtime import OnnxNet
+from siam_core.deploy.runtime import OnnxNet, int8_dot_product
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 pytest.importorskip("onnxruntime", reason="onnxruntime missing: run `make setup`")
@@ -51,6 +52,8 @@ def test_auto_runs_the_shipped_int8_graphs_without_calibration_data(
     that export again gives the same files (the round trip)."""
     openvino = pytest.importorskip("openvino", reason="openvino missing: run `make setup`")
     assert openvino is not None
+    dot_product = int8_dot_product()  # this CPU's, for the accuracy bounds below
+    monkeypatch.setattr(zoo, "int8_dot_product", lambda: True)  # auto's int8 path, on any CPU
     monkeypatch.setattr(quantize, "TRAIN_ROOT", tmp_path / "no-training-data")
     monkeypatch.setenv("SIAM_TRACKER_CACHE", str(tmp_path / "cache"))
     assert zoo.resolve_runtime("auto", "auto", "cpu") == ("openvino", "int8")
@@ -72,7 +75,10 @@ def test_auto_runs_the_shipped_int8_graphs_without_calibration_data(
     ref = SiamRPNTracker(*load_checkpoint(zoo.DEFAULT_WEIGHTS))
     steps = list(steps_from_reference(ref, tracker, frames, INIT))
     errors = [px for _, px, _ in steps]
-    assert np.median(errors) < 2.0 and max(errors) < 25.0, errors
+    # Without an int8 dot product (AVX2 alone) int8 saturates: measured on an AMD EPYC (family
+    # 25) median 13.4 px, which is why auto does not choose int8 there.
+    median, largest = (2.0, 25.0) if dot_product else (20.0, 40.0)
+    assert np.median(errors) < median and max(errors) < largest, errors
     assert max(d for _, _, d in steps) < 0.25
 
     # siam-track with nothing named runs the same: the default model, auto, the cached export
@@ -89,6 +95,30 @@ def test_auto_runs_the_shipped_int8_graphs_without_calibration_data(
     again = quantize.ship(net.dir, weights)
     for name in (*quantize.SHIPPED_GRAPHS, quantize.SHIPPED_RECORD):
         assert (again / name).read_bytes() == (shipped / name).read_bytes(), name
+
+
+AVX2_ONLY = "flags\t\t: fpu sse4_2 avx avx2 fma bmi2\n"
+
+
+def test_auto_picks_int8_only_where_the_cpu_has_an_int8_dot_product(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """x86 VNNI or AMX, or Arm's dot product: int8; AVX2 alone (its int8 saturates): fp32 on
+    the same runtime, whose graphs are exported on first use."""
+    assert not int8_dot_product(AVX2_ONLY) and not int8_dot_product("")
+    assert int8_dot_product(AVX2_ONLY.replace("avx2", "avx2 avx512f avx512_vnni"))
+    assert int8_dot_product(AVX2_ONLY.replace("avx2", "avx2 avx_vnni"))
+    assert int8_dot_product("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
+    openvino = importlib.util.find_spec("openvino") is not None
+    monkeypatch.setattr(zoo, "int8_dot_product", lambda: False)
+    assert zoo.resolve_runtime("auto", "auto", "cpu") == (
+        "openvino" if openvino else "torch",
+        "fp32",
+    )
+    assert zoo.resolve_runtime("onnxruntime", "auto", "cpu") == ("onnxruntime", "fp32")
+    assert zoo.resolve_runtime("openvino", "int8", "cpu") == ("openvino", "int8")  # asked for
+    monkeypatch.setattr(zoo, "int8_dot_product", lambda: True)
+    assert zoo.resolve_runtime("onnxruntime", "auto", "cpu") == ("onnxruntime", "int8")
 
 
 def test_foreign_or_damaged_shipped_graphs_are_never_run(tmp_path: Path) -> None:
@@ -147,5 +177,5 @@ def test_siam_export_ships_int8_graphs_beside_the_weights(
     assert record is not None and record["quantisation"]["search_crops"] == 2
     assert zoo.resolve_runtime("openvino", "auto", "cpu", "siamrpn_alex_dwxcorr", weights) == (
         "openvino",
-        "int8",
+        "int8" if int8_dot_product() else "fp32",  # auto's int8 needs an int8 dot product
     )

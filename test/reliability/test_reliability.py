@@ -163,7 +163,7 @@ def test_live_changes_are_applied(live, frames) -> None:
     assert all(r.successful for r in live.set(appearance_low=0.0, appearance_high=0.0))
     states = [live.step(live.frame(frames[k])).state for k in (7, 2)]
     assert states == [TrackerStatus.RECOVERED, TrackerStatus.TRACKING], states
-    changes = live.set(lost_threshold=-1.0, recover_threshold=-1.0, appearance_low=-1.0)
+    changes = live.set(recover_threshold=-1.0, lost_threshold=-1.0, appearance_low=-1.0)
     assert all(r.successful for r in changes)
     assert live.set(appearance_high=-1.0)[0].successful
     live.alive()
