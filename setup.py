@@ -30,6 +30,7 @@ setup(
             "configs/**/*.yaml",
             "weights/*",
             "weights/*-int8/*",  # int8 graphs shipped beside a weights file
+            "weights/*-int8-7bit/*",  # the same with 7-bit weights (CPUs without VNNI)
             "data/*.yaml",
             "data/*.json",
         ]

@@ -21,7 +21,7 @@ from siam_core.checkpoint import load_checkpoint, read_config
 from siam_core.config import Config, load_config
 from siam_core.deploy import AUTO, CPU_ONLY_BACKENDS, CUDA_ONLY_BACKENDS, check_precision
 from siam_core.deploy.cache import cached_export
-from siam_core.deploy.runtime import BACKENDS, OnnxNet, int8_dot_product
+from siam_core.deploy.runtime import BACKENDS, OnnxNet
 from siam_core.models.model import build_model
 from siam_core.threads import parse_threads
 from siam_core.tracker.base import Tracker
@@ -59,18 +59,18 @@ def resolve_runtime(
 
     backend ``auto``: PyTorch on CUDA and for PyTorch's own options (fp16/bf16 autocast, graph
     modes); int8 on OpenVINO (ONNX Runtime without it); with precision ``auto`` or unnamed,
-    OpenVINO where the model file ships int8 graphs (``siam_core.deploy.quantize.ship``: the
-    embedded default model does) and OpenVINO is installed, else PyTorch fp32. precision
-    ``auto``: int8 on an ONNX runtime on the CPU where the graphs ship and the CPU has an int8
-    dot-product instruction (``int8_dot_product``: VNNI, AMX), else fp32. On the default model
-    with VNNI that is 18 against 68 ms a frame on one core at 0.439 against 0.440 AUC (README
-    "Deployment"); without it int8 saturates and drifts, so such a CPU gets OpenVINO fp32.
+    OpenVINO int8 where the model file ships int8 graphs for this CPU
+    (``siam_core.deploy.quantize.ship``; 8-bit weights with an int8 dot-product instruction,
+    7-bit ones without: ``weight_bits_for_cpu``; the embedded default model ships both) and
+    OpenVINO is installed, else PyTorch fp32. On the default model that is 18 against 68 ms a
+    frame on one core at 0.439 against 0.440 AUC on a VNNI CPU (README "Deployment").
+    precision ``auto``: int8 on an ONNX runtime on the CPU where those graphs ship, else fp32.
     Shipped graphs are what make int8 a safe default: calibrating needs training data a
     user's machine may lack, and takes minutes on first use."""
     import functools
     import importlib.util
 
-    from siam_core.deploy.quantize import shipped_int8
+    from siam_core.deploy.quantize import shipped_int8, weight_bits_for_cpu
 
     if AUTO not in (backend, precision):
         return backend, precision
@@ -84,7 +84,8 @@ def resolve_runtime(
             cfg = load_config(model) if model else read_config(path)
         except (ValueError, OSError):
             return False  # an unreadable model or file fails where it loads, blamed there
-        return cfg is not None and shipped_int8(path, cfg.to_dict()) is not None
+        bits = weight_bits_for_cpu()
+        return cfg is not None and shipped_int8(path, cfg.to_dict(), bits) is not None
 
     openvino = importlib.util.find_spec("openvino") is not None
     if backend == AUTO:
@@ -97,7 +98,7 @@ def resolve_runtime(
             backend = "openvino" if openvino and ships() else "torch"
     if precision == AUTO:
         on_cpu = backend in ("onnxruntime", "openvino") and backend_device(backend, device) == "cpu"
-        precision = "int8" if on_cpu and ships() and int8_dot_product() else "fp32"
+        precision = "int8" if on_cpu and ships() else "fp32"
     return backend, precision
 
 

@@ -1,7 +1,8 @@
 """``siam-export``: write a model as ONNX template and search graphs, checked against PyTorch.
 
     siam-export MODEL --weights W --out DIR [--image FRAME_OR_VIDEO --box x,y,w,h] [--batch N ...]
-                [--precision fp32|int8 [--calibration DIR] [--pairs N] [--ship]]
+                [--precision fp32|int8 [--calibration DIR] [--pairs N] [--weight-bits 8|7]
+                [--ship]]
 
 MODEL is a config name or YAML path (optional for our safetensors files, which embed theirs;
 with neither MODEL nor --weights the embedded default model is exported). The graphs are
@@ -48,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="graph precision")
     p.add_argument("--calibration", type=Path, help="int8: folder of training sequences")
     p.add_argument("--pairs", type=int, default=64, help="int8: calibration search crops")
+    p.add_argument(
+        "--weight-bits",
+        type=int,
+        choices=(8, 7),
+        default=8,
+        help="int8: 8-bit weights (CPUs with an int8 dot product: VNNI, AMX), or 7 for CPUs "
+        "without one, where 8-bit ones saturate (--ship puts them in <stem>-int8-7bit/)",
+    )
     p.add_argument(
         "--ship", action="store_true", help="int8: also copy the graphs beside the weights file"
     )
@@ -107,7 +116,9 @@ def run(args: argparse.Namespace) -> dict:
             source,
             fold=False,
         )
-        manifest = quantize_export(tmp, args.out, fp32, args.calibration, args.pairs)
+        manifest = quantize_export(
+            tmp, args.out, fp32, args.calibration, args.pairs, args.weight_bits
+        )
     if args.ship:
         print(f"shipped int8 graphs -> {ship(args.out, args.weights or zoo.DEFAULT_WEIGHTS)}")
     return manifest

@@ -106,7 +106,8 @@ def cached_export(
         return _publish(target, lambda tmp: write(tmp, fold))
     from siam_core.deploy import quantize
 
-    shipped = quantize.shipped_int8(weights, cfg.to_dict())
+    bits = quantize.weight_bits_for_cpu()  # 7-bit weights where 8-bit ones would saturate
+    shipped = quantize.shipped_int8(weights, cfg.to_dict(), bits)
     if shipped is not None:  # graphs shipped beside the weights: no calibration data needed
 
         def assemble(tmp: Path) -> None:
@@ -120,9 +121,12 @@ def cached_export(
         tracker = SiamRPNTracker(model, cfg, optimize=False)
         with tempfile.TemporaryDirectory(prefix=".export-src-", dir=tmp.parent) as src:
             write(Path(src), fold=False)  # the quantiser's source (export_onnx's doc)
-            quantize.quantize_export(src, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS)
+            quantize.quantize_export(
+                src, tmp, tracker, pairs=quantize.CALIBRATION_PAIRS, weight_bits=bits
+            )
 
-    return _publish(target.with_name(f"{key}-int8-{_int8_key()}"), int8)
+    suffix = "" if bits == 8 else f"-{bits}bit"
+    return _publish(target.with_name(f"{key}-int8-{_int8_key()}{suffix}"), int8)
 
 
 def _publish(target: Path, write: Callable[[Path], Any]) -> Path:

@@ -9,7 +9,6 @@ import cv2
 import pytest
 from rosbags.rosbag2 import Reader
 
-from siam_core.deploy.runtime import int8_dot_product
 from siam_core.zoo import DEFAULT_WEIGHTS
 from siam_tracker_ros import demo
 from siam_tracker_ros.bagtypes import typestore
@@ -22,8 +21,8 @@ def test_demo_records_bag_csv_and_video(
     ros_env, tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As ``make demo`` runs it: no model named, so the node loads the embedded default, on
-    the default runtime (backend and precision auto: OpenVINO, int8 from the shipped graphs
-    where the CPU has an int8 dot product, else fp32, exported into this test's own cache). A
+    the default runtime (backend and precision auto: OpenVINO int8 from the graphs shipped for
+    this kind of CPU, assembled in this test's own cache). A
     ``--param`` on the demo's own command line goes to the node only: the demo's rclpy does not
     read it as a (deprecated) remap rule."""
     if not DEFAULT_WEIGHTS.is_file() or not (SHARED / "bag.avi").exists():
@@ -41,9 +40,7 @@ def test_demo_records_bag_csv_and_video(
     assert "tracking target-1 from" in printed  # bag.avi's target is no person
     assert "load average" in printed
     node_log = (out / "tracker_node.log").read_text()
-    # auto: int8 where the CPU has an int8 dot product (VNNI, AMX), else fp32 (int8 saturates)
-    chosen = "int8" if int8_dot_product() else "fp32"
-    assert f"backend openvino {chosen} (asked: auto auto" in node_log, node_log[-2000:]
+    assert "backend openvino int8 (asked: auto auto" in node_log, node_log[-2000:]
 
     with Reader(out / "bag") as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
