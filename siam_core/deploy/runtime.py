@@ -18,6 +18,7 @@ half-precision kernels. ``siam_core.deploy.BACKEND_PRECISIONS`` says which backe
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,15 @@ __all__ = ["BACKENDS", "OnnxNet"]
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
 
 
+@functools.cache
+def _machine_cpuinfo() -> str:
+    """This machine's /proc/cpuinfo, read once ("" where there is none)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def int8_dot_product(cpuinfo: str | None = None) -> bool:
     """Whether this CPU has an int8 dot-product instruction (``INT8_DOT_FLAGS``; ``cpuinfo``:
     a /proc/cpuinfo text, else this machine's; False where none can be read).
@@ -44,12 +54,10 @@ def int8_dot_product(cpuinfo: str | None = None) -> bool:
     (``vpmaddubsw``), which saturates: on such a CPU (AMD EPYC, family 25) the default model's
     int8 boxes were 8-14 px from fp32's per frame against about 1 px with VNNI, and the node's
     default configuration lost 0.04 success AUC on the test sequences (README "The default
-    runtime: `auto`"), so ``auto`` picks int8 only where this is True."""
+    runtime: `auto`"), so such a CPU runs graphs with 7-bit weights
+    (``quantize.weight_bits_for_cpu``)."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
+        cpuinfo = _machine_cpuinfo()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         if line.startswith(("flags", "Features")):

@@ -74,6 +74,11 @@ class LongTermConfig:
     appearance_low: float = 0.0  # LOST below this appearance similarity; 0: no check
     appearance_high: float = 0.0  # RECOVERED needs more than this as well; 0: no check
 
+    @property
+    def checks_appearance(self) -> bool:
+        """Whether the appearance check runs: ``appearance_high`` > 0 (it is at least ``low``)."""
+        return self.appearance_high > 0
+
     def __post_init__(self) -> None:
         for name in (
             "enter_threshold",
@@ -262,7 +267,7 @@ class LongTermTracker(Tracker):
             )
         self.config = config if config is not None else LongTermConfig.for_tracker(tracker)
         self.config.check_for(tracker.cfg)
-        if isinstance(tracker, SiamFCTracker) and self.config.appearance_high > 0:
+        if isinstance(tracker, SiamFCTracker) and self.config.checks_appearance:
             raise ValueError(
                 "longterm.appearance_low/high: the appearance check compares RPN-family "
                 f"template kernels; {tracker.name} is a SiamFC-family tracker"
@@ -303,13 +308,14 @@ class LongTermTracker(Tracker):
         t0 = time.perf_counter()
         # an online classifier may veto the Siamese score (DROLTracker.gate_score)
         score = inner.gate_score(res.score) if isinstance(inner, DROLTracker) else res.score
+        timings = dict(res.timings)
         appearance = None
-        if self.config.appearance_high > 0 and score >= self.config.enter_threshold:
+        if self.config.checks_appearance and score >= self.config.enter_threshold:
             # below enter_threshold the frame is LOST, or stays LOST, whatever it looks like
             box = (res.cx - res.width / 2, res.cy - res.height / 2, res.width, res.height)
             t1 = time.perf_counter()
             appearance = inner.appearance(image, box)  # type: ignore[union-attr]
-            timings_appearance = time.perf_counter() - t1
+            timings["appearance"] = time.perf_counter() - t1
         check = 1.0 if appearance is None else appearance
         confident = self.machine.confident(score, check)
         if confident and isinstance(inner, SiamFCTracker):
@@ -318,9 +324,6 @@ class LongTermTracker(Tracker):
             inner.center_pos = np.array([res.cx, res.cy])
             inner.size = np.array([res.width, res.height])
         state = self.machine.update(score, check)
-        timings = dict(res.timings)
-        if appearance is not None:
-            timings["appearance"] = timings_appearance
         if isinstance(inner, DistractorAwareTracker):
             if confident and state is not TrackState.LOST:
                 inner.learn(image)

@@ -127,6 +127,7 @@ class MultiTracker:
         inner.__dict__.update(p.__dict__)
         inner._initialized = False
         inner._kernels = None
+        inner._reference = None
         inner._prefetched = None
         inner._shared_frame = None
         inner._buffers = {}  # a batch pass reads several targets' crops at once

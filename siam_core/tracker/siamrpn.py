@@ -34,7 +34,7 @@ import copy
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,9 +337,10 @@ class SiamRPNTracker(Tracker):
 
     # -- geometry ---------------------------------------------------------------------------
 
-    def _context_side(self) -> float:
-        """Side of the template context square for the current size (before rounding)."""
-        w, h = self.size
+    def _context_side(self, size: Sequence[float] | None = None) -> float:
+        """Side of the template context square for ``size`` (default: the current size),
+        before rounding."""
+        w, h = self.size if size is None else size
         pad = self.cfg.tracker.context_amount * (w + h)
         return math.sqrt((w + pad) * (h + pad))
 
@@ -387,7 +388,7 @@ class SiamRPNTracker(Tracker):
         patch, _ = self._crop_input(image, exemplar, s_z)
         with torch.inference_mode():
             self._kernels = self.net.template(self._to_tensor(patch))
-        self._reference = None  # the first frame's appearance, made on first use
+        self._reference = _unit(self._kernels)  # the first frame's appearance
 
     def appearance(self, image: np.ndarray, box: Box) -> float:
         """How much ``box`` of ``image`` looks like the first frame's target: the cosine
@@ -395,22 +396,12 @@ class SiamRPNTracker(Tracker):
         context rule) with the first frame's. A re-identification check that the detection
         score is not: that score says "an object like the template is here", and saturates on
         a look-alike (another pedestrian in dark clothes) as much as on the target."""
-        if self._kernels is None:
-            raise RuntimeError(f"{self.name}: appearance() before init()")
         if self._reference is None:
-            self._reference = _unit(self._kernels)
+            raise RuntimeError(f"{self.name}: appearance() before init()")
         x, y, w, h = box
-        pad = self.cfg.tracker.context_amount * (w + h)
-        side = max(1, self.round_size(math.sqrt((w + pad) * (h + pad))))
+        side = max(1, self.round_size(self._context_side((w, h))))
         centre = (x + (w - 1) / 2, y + (h - 1) / 2)
-        patch, _ = crop_patch(
-            image,
-            centre,
-            self.cfg.tracker.exemplar_size,
-            side,
-            self.channel_average,
-            self.round_origin,
-        )
+        patch, _ = self._crop(image, self.cfg.tracker.exemplar_size, side, centre)
         with torch.inference_mode():
             kernels = self.net.template(self._to_tensor(patch))
         return float(torch.dot(_unit(kernels), self._reference))
@@ -430,10 +421,22 @@ class SiamRPNTracker(Tracker):
             x = x[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
         return z, x
 
-    def _crop(self, image: np.ndarray, out_size: int, side: int) -> tuple[np.ndarray, Box]:
-        """The ``side`` square around the current centre, resized to ``out_size``."""
+    def _crop(
+        self,
+        image: np.ndarray,
+        out_size: int,
+        side: int,
+        centre: tuple[float, float] | None = None,
+    ) -> tuple[np.ndarray, Box]:
+        """The ``side`` square around ``centre`` (default: the current centre), resized to
+        ``out_size``."""
         return crop_patch(
-            image, self._centre(), out_size, side, self.channel_average, self.round_origin
+            image,
+            self._centre() if centre is None else centre,
+            out_size,
+            side,
+            self.channel_average,
+            self.round_origin,
         )
 
     def share_frame(self, image: np.ndarray, frame: torch.Tensor) -> None:
@@ -636,6 +639,7 @@ class SiamRPNTracker(Tracker):
         """Forget the target and its kernels; the next call must be ``init``."""
         super().reset()
         self._kernels = None
+        self._reference = None
         self._prefetched = None
 
     def _track(self, image: np.ndarray) -> TrackResult:
