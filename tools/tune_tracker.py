@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 from siam_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from siam_core.config import Config, OnlineConfig  # noqa: E402
 from siam_core.data.sequences import Sequence, load_sequence  # noqa: E402
-from siam_core.eval.metrics import ope_curves, ope_summary  # noqa: E402
+from siam_core.eval.metrics import box_iou, ope_curves, ope_summary  # noqa: E402
 from siam_core.eval.runner import run_one_pass  # noqa: E402
 from siam_core.tracker.base import TrackResult  # noqa: E402
 from siam_core.tracker.drol import online_tracker  # noqa: E402
@@ -255,11 +255,10 @@ def _away(box: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> n
     for _ in range(20):
         angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(1.5, 3.0) * max(w, h)
         nx, ny = x + dist * np.cos(angle), y + dist * np.sin(angle)
-        if min(nx, ny) >= 0 and nx + w <= size[0] and ny + h <= size[1]:
-            ix = max(0.0, min(x + w, nx + w) - max(x, nx))
-            iy = max(0.0, min(y + h, ny + h) - max(y, ny))
-            if ix * iy / (2 * w * h - ix * iy) < 0.1:
-                return np.array([nx, ny, w, h])
+        moved = np.array([nx, ny, w, h])
+        inside = min(nx, ny) >= 0 and nx + w <= size[0] and ny + h <= size[1]
+        if inside and box_iou(moved, box)[0] < 0.1:
+            return moved
     return None
 
 
