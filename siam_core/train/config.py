@@ -108,15 +108,28 @@ class SourceConfig:
 @dataclass(frozen=True)
 class NegativeConfig:
     """Negative pairs (DaSiamRPN §3.2): ``prob`` of a pair being negative (pysot 0.2) and the
-    share of those taken from the same category (the rest from other categories)."""
+    share of those taken from the same category (the rest from other categories).
+
+    ``categories`` maps a category to the sequences (by name) it labels, for layouts without
+    classes (OTB, VOT, UAV123): without a category a track has no same-category partner, so
+    ``same_category`` needs them to mean anything there. A layout's own class wins."""
 
     prob: float = 0.0
     same_category: float = 0.5
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("prob", "same_category"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"negative.{name} is a probability, got {getattr(self, name)}")
+        named = [n for names in self.categories.values() for n in names]
+        twice = sorted({n for n in named if named.count(n) > 1})
+        if twice:
+            raise ValueError(f"negative.categories: {twice} under more than one category")
+
+    def labels(self) -> dict[str, str]:
+        """Sequence name -> its category, from ``categories``."""
+        return {n: category for category, names in self.categories.items() for n in names}
 
 
 @dataclass(frozen=True)
@@ -285,6 +298,8 @@ def _plain(obj: Any) -> Any:
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple | list):
         return [_plain(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
     return obj
 
 
@@ -299,6 +314,14 @@ def _convert(where: str, hint: Any, value: Any) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _convert(where, inner[0], value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        key_hint, value_hint = typing.get_args(hint)
+        return {
+            _convert(f"{where} key", key_hint, k): _convert(f"{where}.{k}", value_hint, v)
+            for k, v in value.items()
+        }
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ValueError(f"{where}: expected a list, got {value!r}")

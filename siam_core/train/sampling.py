@@ -9,14 +9,16 @@ distributed ranks simply take disjoint index ranges.
   image, which the augmentation turns into a detection pair, DaSiamRPN §3.2).
 - Negative pairs (DaSiamRPN §3.2) with probability ``negative.prob``: the search shows another
   object, from the same category with probability ``negative.same_category`` (instance-level
-  discrimination), else from a different category (no drifting to arbitrary objects). Tracks
-  without a category count as their own category; when no same-category partner exists the
+  discrimination), else from a different category (no drifting to arbitrary objects). A track's
+  category is its layout's class, else the one ``negative.categories`` gives its sequence;
+  tracks without one count as their own category; when no same-category partner exists the
   pair falls back to a different-category one.
 - Grayscale (DaSiamRPN §4.1: 25 %) is decided per pair so both patches match.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +61,16 @@ class PairSampler:
         neg_prob: float = 0.0,
         same_category: float = 0.5,
         gray: float = 0.0,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if not sources:
             raise ValueError("the pair sampler needs at least one source")
         self.sources = sources
+        self.labels = dict(labels or {})
+        videos = {t.video for src in sources for t in src.tracks}
+        unknown = sorted(set(self.labels) - videos)
+        if unknown:
+            raise ValueError(f"negative.categories name sequences no source holds: {unknown}")
         self.neg_prob = neg_prob
         self.same_category = same_category
         self.gray = gray
@@ -73,10 +81,11 @@ class PairSampler:
         self.by_category: dict[str | None, list[tuple[int, int]]] = {}
         self.all_tracks: list[tuple[int, int]] = []
         for si, src in enumerate(sources):
-            for ti, t in enumerate(src.tracks):
+            for ti in range(len(src.tracks)):
                 self.all_tracks.append((si, ti))
-                if t.category is not None:
-                    self.by_category.setdefault(t.category, []).append((si, ti))
+                category = self._category(si, ti)[0]
+                if category is not None:
+                    self.by_category.setdefault(category, []).append((si, ti))
 
     def _random_frame(self, si: int, ti: int, rng: np.random.Generator) -> FrameRef:
         frames = self.sources[si].tracks[ti].frames
@@ -84,7 +93,7 @@ class PairSampler:
 
     def _category(self, si: int, ti: int) -> tuple[str | None, str]:
         t = self.sources[si].tracks[ti]
-        return t.category, f"{si}/{t.video}/{t.track}"
+        return t.category or self.labels.get(t.video), f"{si}/{t.video}/{t.track}"
 
     def sample(self, rng: np.random.Generator) -> PairSpec:
         u = rng.random(3)
@@ -146,7 +155,11 @@ class PairDataset(Dataset):
         data = cfg.data
         self.cfg = cfg
         self.sampler = PairSampler(
-            sources, data.negative.prob, data.negative.same_category, data.gray
+            sources,
+            data.negative.prob,
+            data.negative.same_category,
+            data.gray,
+            data.negative.labels(),
         )
         self.template_aug = PatchAugmenter(
             data.template_aug, data.template_size, data.context_amount

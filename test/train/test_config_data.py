@@ -136,6 +136,23 @@ def test_extends_overrides_key_by_key(tmp_path: Path) -> None:
     assert stage2.runtime.seed != stage1.runtime.seed and stage2.init.weights
 
 
+def test_semantic_negatives_label_every_training_sequence() -> None:
+    """Stage 3 of the default model labels each training sequence with a category, so its
+    same-category negatives exist for all of them; no test sequence is named."""
+    if not (SEQUENCES.is_dir() and (SEQUENCES.parent / "train_extra").is_dir()):
+        pytest.skip(f"shared data (sequences, train_extra) not found beside {SEQUENCES}")
+    from siam_core.train.data import SequenceSource, build_sources
+
+    cfg = load_train_config(RECIPES / "default_mobilenet_sem.yaml", check_paths=False)
+    labels = cfg.data.negative.labels()
+    assert not set(labels) & {"Crossing", "bag", "book", "MotorRolling", "ball1_vot2015"}
+    sources = build_sources(cfg)
+    sampler = PairSampler(sources, cfg.data.negative.prob, 1.0, 0.0, labels)
+    videos = [t.video for s in sources if isinstance(s, SequenceSource) for t in s.tracks]
+    assert len(videos) == 49 and set(videos) - set(labels) == {"siamfc_ball2"}  # the one ball
+    assert all(len(tracks) >= 2 for tracks in sampler.by_category.values())
+
+
 def test_default_recipe_finds_its_data() -> None:
     if not SEQUENCES.is_dir():
         pytest.skip(f"shared data not found at {SEQUENCES}")
@@ -264,6 +281,48 @@ def test_pairs_positive_range_and_negative_categories(sequences) -> None:
     assert 0.6 < same / neg < 0.9
     again = sampler.sample(pair_rng(0, 0, 17))
     assert again == sampler.sample(pair_rng(0, 0, 17)), "pairs are a function of the index"
+
+
+def test_negative_categories_label_sequences_without_classes(sequences, tmp_path: Path) -> None:
+    """OTB/VOT/UAV123 layouts carry no classes: ``negative.categories`` labels their sequences,
+    so a same-category negative shows another sequence of the template's category (DaSiamRPN's
+    semantic negatives), where without labels every negative is just another sequence."""
+    otb = ("otb/Human3", "vot/basketball", "otb/Crossing")
+    video = open_source(
+        SourceConfig(type="sequences", paths=tuple(str(sequences / p) for p in otb))
+    )
+    aerial = open_source(SourceConfig(type="sequences", root=str(sequences / "uav123_half")))
+    labels = {"Human3": "person", "basketball": "person", "person12": "person", "boat1": "boat"}
+    sampler = PairSampler([video, aerial], 1.0, 1.0, 0.0, labels)
+    unlabelled = PairSampler([video, aerial], 1.0, 1.0, 0.0)
+    people = {"Human3", "basketball", "person12"}
+    seen = set()
+    for i in range(300):
+        spec = sampler.sample(pair_rng(0, 0, i))
+        t = sampler.sources[spec.template.source].tracks[spec.template.track].video
+        s = sampler.sources[spec.search.source].tracks[spec.search.track].video
+        if t in people:
+            assert spec.same_category and s in people - {t}
+            seen.add(s)
+        else:  # unlabelled (Crossing, the other aerial clips) or alone in its category (boat1)
+            assert not spec.same_category
+        assert not unlabelled.sample(pair_rng(0, 0, i)).same_category
+    assert seen == people
+    with pytest.raises(ValueError, match=r"no source holds: \['Humna3'\]"):
+        PairSampler([video], 1.0, 1.0, 0.0, {"Humna3": "person"})
+    recipe = minimal(sequences)
+    recipe["data"]["negative"] = {"prob": 0.2, "categories": {"person": ["Human3", "x"]}}
+    cfg = train_config_from_dict(recipe, sequences)
+    assert cfg.data.negative.labels() == {"Human3": "person", "x": "person"}
+    dumped = tmp_path / "dump.yaml"
+    dumped.write_text(yaml.safe_dump(cfg.to_dict()))  # as checkpoints store the recipe
+    assert load_train_config(dumped).data == cfg.data
+    recipe["data"]["negative"]["categories"] = {"person": ["Human3"], "face": ["Human3"]}
+    with pytest.raises(ValueError, match=r"\['Human3'\] under more than one category"):
+        train_config_from_dict(recipe, sequences)
+    recipe["data"]["negative"]["categories"] = ["Human3"]
+    with pytest.raises(ValueError, match="categories: expected a mapping"):
+        train_config_from_dict(recipe, sequences)
 
 
 def test_negative_without_other_category_is_an_error(sequences) -> None:
