@@ -4,7 +4,8 @@ On the same real clip (``bag.avi``), with the same network (the embedded default
 ``--model/--weights`` name another):
 
 * init: the plain tracker's ``init`` and the online tracker's (first-frame augmentation,
-  feature extraction and Gauss-Newton training), alternated ``--inits`` times;
+  feature extraction and Gauss-Newton training), the latter also in DROL's order of arithmetic
+  (``drol_order``), alternated ``--inits`` times;
 * per frame: the plain tracker and the online tracker (synchronous updates, as DROL) follow
   the clip, timed alternately frame by frame so both see the same machine load; the online
   tracker's frames are split by what the classifier did: normal (no training), routine update
@@ -13,7 +14,8 @@ On the same real clip (``bag.avi``), with the same network (the embedded default
   ``hard_negative`` (its sample at rate 0.02 and ``hard_negative_cg_iter`` CG iterations at
   once, DROL's rule), and those frames are reported on their own row;
 * updates alone: one filter update (``cg_iter`` CG iterations) with the memory holding the
-  first-frame samples, half full and full, since the cost grows with the samples stored;
+  first-frame samples, half full and full, since the cost grows with the samples stored, in
+  the default order and in DROL's;
 * asynchronous mode (the ROS node's): the init and frame-path times of the online tracker
   whose first-frame training and updates run on a worker thread, to show that no frame waits
   for one;
@@ -123,6 +125,9 @@ def print_table(inits: dict, kinds: dict, what: str) -> None:
     print(f"{'init, plain':34s}{_ms(inits['plain']):>10s}")
     ratio = statistics.median(inits["online"]) / plain_init
     print(f"{'init, online (GN training)':34s}{_ms(inits['online']):>10s}{ratio:9.1f}")
+    if "drol_order" in inits:
+        ratio = statistics.median(inits["drol_order"]) / plain_init
+        print(f"{'init, online, DROL order':34s}{_ms(inits['drol_order']):>10s}{ratio:9.1f}")
     if "async" in inits:
         ratio = statistics.median(inits["async"]) / plain_init
         print(f"{'init, online, async (node)':34s}{_ms(inits['async']):>10s}{ratio:9.1f}")
@@ -214,7 +219,12 @@ def main() -> None:
         f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}"
     )
 
-    inits = time_inits([("plain", plain), ("online", online)], frames[0], args.inits)
+    # the same training in DROL's order of arithmetic (``OnlineConfig.drol_order``): F.conv2d
+    # for the filter, the projection first; the default folds it into per-tap matmuls
+    drol = online_tracker(plain, {"drol_order": True})
+    inits = time_inits(
+        [("plain", plain), ("online", online), ("drol_order", drol)], frames[0], args.inits
+    )
     start = time.perf_counter()
     asyn.init(frames[0], BAG_INIT)  # returns at once: the training runs on the worker
     inits["async"] = [time.perf_counter() - start]
@@ -223,20 +233,28 @@ def main() -> None:
     print_table(inits, kinds, f"{plain.cfg.name} (RPN)")
 
     print("\nfilter update alone (cg_iter iterations), by samples in memory:")
+    print(f"  {'samples':>7s}{'default ms':>12s}{'DROL order ms':>15s}{'ratio':>7s}")
     cls = online.online.classifier
+    drol_cfg = cls.cfg.replace(drol_order=True)
     mem = cls.sample_weights
     saved = mem.clone()
     for stored in (cls.num_init, cls.cfg.sample_memory_size // 2, cls.cfg.sample_memory_size):
         mem.zero_()
         mem[:stored] = 1.0 / stored
-        times = []
+        times: dict[bool, list[float]] = {False: [], True: []}
+        fast_cfg = cls.cfg
         for _ in range(3):
-            start = time.perf_counter()
-            cls._train_filter(cls.cfg.cg_iter)
-            times.append(time.perf_counter() - start)
-        print(f"  {stored:4d} samples: {_ms(times)} ms")
+            for order in (False, True):  # alternated: both see the same load
+                cls.cfg = drol_cfg if order else fast_cfg
+                start = time.perf_counter()
+                cls._train_filter(cls.cfg.cg_iter)
+                times[order].append(time.perf_counter() - start)
+        cls.cfg = fast_cfg
+        ratio = statistics.median(times[True]) / statistics.median(times[False])
+        print(f"  {stored:7d}{_ms(times[False]):>12s}{_ms(times[True]):>15s}{ratio:7.1f}")
     mem.copy_(saved)
     asyn.close()
+    drol.close()
 
     print("\nseveral targets, async (the node's MultiTracker), while the trainings run:")
     for count in (1, 3):

@@ -418,6 +418,12 @@ class OnlineConfig:
     # result up to rounding, and DROL's rounding to the bit (parity test); off, an update costs
     # only what the stored samples cost (much faster while the memory fills)
     train_empty_slots: bool = False
+    # the classifier's projection and filter computed in DROL's order, F.conv2d for the filter
+    # (to the bit, parity test); off, one matmul per kernel tap with a linear projection
+    # folded in, then shifted sums: the same sums in another order, and a first-frame training
+    # several times faster on a CPU (mkldnn's conv with one output map is slow, and slower
+    # still differentiated twice)
+    drol_order: bool = False
     # localisation states (spec §6.9.3)
     target_not_found_threshold: float = 0.25
     distractor_threshold: float = 0.8

@@ -298,7 +298,7 @@ class TrackerLogic:
         blame = "weights" if params["weights"] else "model"
 
         def load(online: dict[str, Any] | None) -> Tracker:
-            return load_tracker(
+            tracker = load_tracker(
                 params["model"],
                 params["weights"],
                 device,
@@ -309,6 +309,9 @@ class TrackerLogic:
                 precision=precision,
                 graph_mode=params["graph_mode"],
             )
+            # before any target: a first target's one-off costs would drop its first frames
+            tracker.warm_up()
+            return tracker
 
         try:
             try:

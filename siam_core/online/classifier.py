@@ -72,12 +72,41 @@ def activation(name: str, param: float = 1.0) -> Callable[[torch.Tensor], torch.
     raise ValueError(f"unknown activation {name!r}")
 
 
-def conv_same(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """'same' convolution; an even kernel's extra last row/column is dropped (DROL)."""
-    out = F.conv2d(x, w, padding=(w.shape[2] // 2, w.shape[3] // 2))
-    rows = slice(-1) if w.shape[2] % 2 == 0 else slice(None)
-    cols = slice(-1) if w.shape[3] % 2 == 0 else slice(None)
-    return out[:, :, rows, cols]
+def conv_same(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    drol_order: bool = True,
+    projection: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """'same' convolution; an even kernel's extra last row/column is dropped (DROL).
+
+    ``projection`` (C', C, 1, 1): convolve its 1x1 projection of ``x`` (``conv1x1``) instead.
+    ``drol_order`` False (``OnlineConfig.drol_order``): each kernel tap's channel sum as one
+    matmul, with the projection folded into the taps' matrix, then the taps' maps summed at
+    their offsets; the same sums in another order."""
+    o, _, kh, kw = w.shape
+    ph, pw = kh // 2, kw // 2
+    if drol_order:
+        if projection is not None:
+            x = conv1x1(x, projection)
+        out = F.conv2d(x, w, padding=(ph, pw))
+        rows = slice(-1) if kh % 2 == 0 else slice(None)
+        cols = slice(-1) if kw % 2 == 0 else slice(None)
+        return out[:, :, rows, cols]
+    n, c, h, wd = x.shape
+    matrix = w.permute(2, 3, 0, 1).reshape(kh * kw * o, -1)
+    if projection is not None:  # (taps x C') @ (C' x C): a 4x smaller product per pixel
+        matrix = matrix @ projection.view(projection.shape[0], c)
+    taps = torch.matmul(matrix, x.reshape(n, c, h * wd))
+    # output (i, j) takes tap (a, b) of input (i + a - ph, j + b - pw): zero-padded, that is
+    # the padded tap map at (i + a, j + b)
+    padded = F.pad(taps.view(n, kh, kw, o, h, wd), (pw, pw, ph, ph))
+    out = padded[:, 0, 0, :, :h, :wd]
+    for a in range(kh):
+        for b in range(kw):
+            if a or b:
+                out = out + padded[:, a, b, :, a : a + h, b : b + wd]
+    return out
 
 
 def conv1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -265,9 +294,7 @@ class OnlineClassifier:
         transforms = build_augmentations(s, cfg, gen)
         with torch.no_grad():
             batch = torch.cat([t(crop, s) for t in transforms])
-            if self._cancel.is_set():  # the backbone pass below cannot be stopped midway
-                raise Cancelled
-            feats = self.extract(batch).float().contiguous()
+            feats = self._extract(batch)
             n_drop, p_drop = cfg.augment_dropout
             if n_drop:
                 first = feats[0:1].expand(n_drop, -1, -1, -1)
@@ -322,6 +349,20 @@ class OnlineClassifier:
             self._train_filter(cfg.post_init_cg_iter)
         self._ready.set()
 
+    def _extract(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features of the augmented crops. On the worker they are taken one crop at a time:
+        the frame path shares the network's runtime (one OpenVINO stream runs one request at a
+        time), so one batched pass would hold a frame behind it for ~0.4 s on 2 cores; between
+        crops a frame's request gets its turn, and ``close`` its stop."""
+        if not self.cfg.async_update:
+            return self.extract(batch).float().contiguous()
+        parts = []
+        for i in range(batch.shape[0]):
+            if self._cancel.is_set():
+                raise Cancelled
+            parts.append(self.extract(batch[i : i + 1]).float())
+        return torch.cat(parts).contiguous()
+
     def _label_centre(self, sample_pos: torch.Tensor) -> torch.Tensor:
         norm = (self.pos - sample_pos) / self.img_sample_sz
         odd = torch.tensor([(k + 1) % 2 for k in self.cfg.kernel_size], dtype=torch.float32)
@@ -333,14 +374,22 @@ class OnlineClassifier:
         sqrt_w = (torch.ones(1) / num).sqrt().view(-1, 1, 1, 1)
         reg_f, reg_p = math.sqrt(cfg.filter_reg), math.sqrt(cfg.projection_reg)
 
+        # a linear compression folds into the filter's taps (``conv_same``)
+        linear = not cfg.use_attention and cfg.projection_activation == "none"
+
         def residuals(v: list[torch.Tensor]) -> list[torch.Tensor]:
             if cfg.use_attention:
                 filt, fc2, fc1, proj = v
                 c = self._compress(feats, True, (proj, fc1, fc2))
+                response = conv_same(c, filt, cfg.drol_order)
+            elif linear:
+                filt, proj = v
+                response = conv_same(feats, filt, cfg.drol_order, proj)
             else:
                 filt, proj = v
                 c = self._compress(feats, True, (proj, None, None))
-            r = sqrt_w * (self.response_act(conv_same(c, filt)) - y)
+                response = conv_same(c, filt, cfg.drol_order)
+            r = sqrt_w * (self.response_act(response) - y)
             return [r, reg_f * filt] + [reg_p * t for t in v[1:]]
 
         if cfg.use_attention:
@@ -366,7 +415,7 @@ class OnlineClassifier:
             )
             with self._lock:
                 filt = self.filter
-            raw = conv_same(self.feat_x, filt)
+            raw = conv_same(self.feat_x, filt, cfg.drol_order)
             scores = upsample_scores(raw, self.sample_size, cfg.kernel_size)
         return self._states(scores)
 
@@ -470,7 +519,7 @@ class OnlineClassifier:
         reg = math.sqrt(cfg.filter_reg)
 
         def residuals(v: list[torch.Tensor]) -> list[torch.Tensor]:
-            r = sqrt_w * (self.response_act(conv_same(samples, v[0])) - y)
+            r = sqrt_w * (self.response_act(conv_same(samples, v[0], cfg.drol_order)) - y)
             return [r, reg * v[0]]
 
         filt = self.filter.clone()
@@ -558,9 +607,8 @@ class OnlineClassifier:
         the other classifiers.
 
         ``wait=False`` for a classifier that is being discarded (a removed target): the call
-        returns at once and a running job ends on its own at its next check (the backbone
-        pass over the augmented first-frame crops, ~2 s on a quiet 2-core CPU with AlexNet,
-        is the longest stretch without one); the classifier must not be used again."""
+        returns at once and a running job ends on its own at its next check (one crop's
+        backbone pass, or one CG iteration); the classifier must not be used again."""
         self._cancel.set()
         with self._lock:
             job, self._job = self._job, None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,9 @@ def test_parity_with_official_drol() -> None:
     torch computes DROL's ``127 / s_z``; the Fourier interpolation multiplies (re, im) pairs as
     DROL's ``complex.mult``; updates train over all 250 memory slots (``train_empty_slots``);
     pysot's softmax runs over the last axis of (N, 2) and its aspect ratio is a float64.
-    Without ``train_empty_slots`` (the default, faster) the peaks stay within 1e-4.
+    Without ``train_empty_slots`` (the default, faster) the peaks stay within 1e-4; the filter
+    is applied with ``F.conv2d`` as DROL does (``drol_order``; the default's per-tap matmuls
+    are the same sums in another order).
     """
     reference = json.loads((need(PARITY) / "reference.json").read_text())
     count = len(reference["frames"])
@@ -96,7 +99,7 @@ def test_parity_with_official_drol() -> None:
         PARITY / "weights.safetensors", load_config("drol_" + reference["config"])
     )
     # the unfused network, as pysot runs it; filter updates over all 250 slots, as DROL's
-    online = cfg.online.replace(train_empty_slots=True)
+    online = cfg.online.replace(train_empty_slots=True, drol_order=True)
     tracker = DROLTracker(model, cfg, online, optimize=False)
     torch.set_num_threads(1)  # as the reference (DROL tools/test.py + set_num_threads(1))
     tracker.init(frames[0], reference["init"])
@@ -251,6 +254,46 @@ def test_close_cancels_a_first_frame_training_in_progress(default_plain: SiamRPN
     default_plain.init(frames[0], box)
     # the Siamese tracker goes on alone, as before the classifier is ready
     assert asyn.track(frames[1]).box == pytest.approx(default_plain.track(frames[1]).box)
+
+
+@pytest.mark.parametrize("async_update", [False, True])
+def test_the_worker_takes_first_frame_features_one_crop_at_a_time(
+    default_plain: SiamRPNTracker, async_update: bool
+) -> None:
+    """On the worker the augmented crops go through the network one by one: the frame path
+    shares the runtime (one OpenVINO stream serves one request at a time), so a batched pass
+    held a frame 0.4 s behind it on 2 cores; between crops a frame gets its turn, and ``close``
+    stops the training. Synchronous training (on the frame path anyway) keeps DROL's batch."""
+    frames = read_video(BAG, 1)
+    tracker = _quick(default_plain, async_update=async_update)
+    cls = tracker.online.classifier
+    sizes: list[int] = []
+    second, go_on = threading.Event(), threading.Event()
+    extract = cls.extract
+
+    def counted(batch: torch.Tensor) -> torch.Tensor:
+        sizes.append(int(batch.shape[0]))
+        if async_update and len(sizes) == 2:
+            second.set()
+            assert go_on.wait(30)
+        return extract(batch)
+
+    cls.extract = counted
+    tracker.init(frames[0], (315.0, 140.0, 112.0, 112.0))
+    crops = 1 + 1 + len(QUICK["augment_rotate"]) + len(QUICK["augment_blur"]) + 1  # +flip, shift
+    if not async_update:
+        assert sizes == [crops] and cls.ready
+        return
+    assert second.wait(60)
+    closing = threading.Thread(target=tracker.close)
+    closing.start()
+    deadline = time.monotonic() + 30
+    while not cls._cancel.is_set() and time.monotonic() < deadline:  # close() has asked
+        time.sleep(0.01)
+    go_on.set()
+    closing.join(30)
+    assert not closing.is_alive()
+    assert sizes == [1, 1] and not cls.ready  # stopped after the crop in hand
 
 
 def test_asynchronous_update_never_blocks_a_frame_and_matches_the_synchronous_one(

@@ -63,15 +63,47 @@ def test_gauss_newton_handles_a_nonlinear_residual_with_preconditioning() -> Non
     assert float(f * p) == pytest.approx(0.5, abs=1e-3)
 
 
-def test_conv_same_keeps_the_size_with_an_even_kernel() -> None:
+@pytest.mark.parametrize("drol_order", [True, False])
+def test_conv_same_keeps_the_size_with_an_even_kernel(drol_order: bool) -> None:
     x = torch.zeros(1, 2, 26, 26)
     x[0, :, 10, 12] = 1
     w = torch.ones(1, 2, 4, 4)
-    out = conv_same(x, w)
+    out = conv_same(x, w, drol_order)
     assert out.shape == (1, 1, 26, 26)
     # an even kernel's response covers rows/cols centre-2 .. centre+1
     rows, cols = torch.nonzero(out[0, 0], as_tuple=True)
     assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (9, 12, 11, 14)
+
+
+@pytest.mark.parametrize("kernel", [(4, 4), (3, 5), (1, 1), (5, 2)])
+@pytest.mark.parametrize("projected", [False, True])
+def test_the_fast_order_is_drols_convolution_and_so_are_its_first_and_second_derivatives(
+    kernel: tuple[int, int], projected: bool
+) -> None:
+    """The solver differentiates the filter's convolution twice (J p by double
+    back-propagation), with respect to the filter and the projection folded into its taps: the
+    fast order must agree with DROL's (conv1x1, then F.conv2d) there too, not only forward."""
+    gen = torch.Generator().manual_seed(0)
+
+    def randn(*shape: int) -> torch.Tensor:
+        t = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        return t.requires_grad_(True)
+
+    x = randn(3, 8, 13, 11)
+    proj = randn(5, 8, 1, 1) if projected else None
+    w = randn(2, 5 if projected else 8, *kernel)
+    g = randn(3, 2, 13, 11)
+    inputs = (x, w) if proj is None else (x, w, proj)
+    p = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in inputs]
+    results = []
+    for drol_order in (True, False):
+        out = conv_same(x, w, drol_order, proj)
+        first = torch.autograd.grad(out, inputs, g, create_graph=True)
+        second = torch.autograd.grad(first, g, p)  # J p, as the solver forms it
+        results.append((out, *first, *second))
+    assert results[0][0].shape == (3, 2, 13, 11)
+    for ours, theirs in zip(results[1], results[0], strict=True):
+        assert torch.allclose(ours, theirs, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("size", [26, 31])
