@@ -106,7 +106,10 @@ def main() -> None:
         print(f"{name:22s}" + "".join(f"{med[k]:11.1f}" for k in keys))
         ratios = [med[k] / base[k] if base[k] else float("nan") for k in keys]
         print(f"{'  x cold':22s}" + "".join(f"{r:11.2f}" for r in ratios))
-    print(f"load average {os.getloadavg()[0]:.1f} (ms; 'ready at' in frames, {len(frames)}: not within the run)")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} "
+        f"(ms; 'ready at' in frames, {len(frames)}: not within the run)"
+    )
 
 
 if __name__ == "__main__":

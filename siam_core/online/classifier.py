@@ -97,15 +97,14 @@ def conv_same(
     matrix = w.permute(2, 3, 0, 1).reshape(kh * kw * o, -1)
     if projection is not None:  # (taps x C') @ (C' x C): a 4x smaller product per pixel
         matrix = matrix @ projection.view(projection.shape[0], c)
-    taps = torch.matmul(matrix, x.reshape(n, c, h * wd))
-    # output (i, j) takes tap (a, b) of input (i + a - ph, j + b - pw): zero-padded, that is
-    # the padded tap map at (i + a, j + b)
-    padded = F.pad(taps.view(n, kh, kw, o, h, wd), (pw, pw, ph, ph))
-    out = padded[:, 0, 0, :, :h, :wd]
-    for a in range(kh):
-        for b in range(kw):
-            if a or b:
-                out = out + padded[:, a, b, :, a : a + h, b : b + wd]
+    taps = torch.matmul(matrix, x.reshape(n, c, h * wd)).view(n, kh * kw, o, h, wd)
+    # output (i, j) takes tap (a, b) at input (i + a - ph, j + b - pw), zero outside: each
+    # tap's map shifted by a padding that crops one side and pads the other (unbind and pad
+    # differentiate into small maps; slicing one padded tensor zero-filled all of it per tap)
+    out = torch.zeros(n, o, h, wd, dtype=taps.dtype, device=taps.device)
+    for k, tap in enumerate(taps.unbind(1)):
+        da, db = k // kw - ph, k % kw - pw
+        out = out + F.pad(tap, (-db, db, -da, da))
     return out
 
 
