@@ -156,19 +156,27 @@ class Tracker(ABC):
 
     def warm_up(self, frames: int = 3) -> None:
         """Init and track on a synthetic frame, then reset: the one-off costs of a first
-        target (graphs a runtime compiles on first use, first allocations; 0.2-0.4 s on 2
-        cores with the int8 default) are paid here, so a live target's first frames are not
-        dropped behind them. For an idle tracker only: a target being tracked would be lost."""
+        target (graphs a runtime compiles on first use, a process's first solve and first
+        classifier scores; 0.2-0.4 s of frames on 2 cores with the int8 default) are paid
+        here, so a live target's first frames are not dropped behind them. Waits for work
+        ``init`` started in the background (the online classifier's training: about 2 s) so
+        that the frames use it too. For an idle tracker only: a target would be lost."""
         if self._initialized:
             raise RuntimeError(f"{self.name}: warm_up() would replace the target being tracked")
         rng = np.random.default_rng(0)  # texture: a flat frame could take a cheaper path
         image = cv2.GaussianBlur(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8), (5, 5), 0)
         try:
             self.init(image, (200.0, 140.0, 80.0, 80.0))
+            self.wait_background()
             for _ in range(frames):
                 self.track(image)
         finally:
             self.reset()
+
+    def wait_background(self) -> None:
+        """Block until what ``init`` or ``track`` started off the frame path has finished;
+        nothing, for a tracker that starts nothing there."""
+        return None
 
     @abstractmethod
     def _init(self, image: np.ndarray, box: Box) -> None:

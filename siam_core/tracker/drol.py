@@ -190,6 +190,11 @@ class _OnlineParts:
                 with torch.inference_mode():
                     self._kernels_st = self._template_kernels(self._z_st)
 
+    def wait_background(self) -> None:
+        """The classifier's jobs on its worker (asynchronous mode): the first-frame training
+        and any update queued."""
+        self.online.classifier.wait()
+
     def close(self) -> None:
         """Stop the classifier's update worker (asynchronous mode)."""
         self.online.close()

@@ -294,6 +294,9 @@ class LongTermTracker(Tracker):
         self.tracker.reset()
         self.machine.reset()
 
+    def wait_background(self) -> None:
+        self.tracker.wait_background()
+
     def _init(self, image: np.ndarray, box: Box) -> None:
         self.tracker.init(image, box)
         self.config.check_for(self.tracker.cfg)  # a tracker may pick its size per target

@@ -60,6 +60,30 @@ def test_the_node_runtime_compiles_its_graphs_in_the_warm_up_and_tracks_as_a_fre
     assert run(warmed, frames) == run(fresh, frames)
 
 
+@pytest.mark.parametrize("long_term", [None, {}])
+def test_the_warm_up_waits_for_the_background_training_and_scores_with_the_classifier(
+    frames: list[np.ndarray], long_term: dict | None
+) -> None:
+    """The node's classifier trains on a worker: the warm-up waits for that training so that
+    its frames run the classifier too (a process's first classifier scores cost 76 ms, and
+    its first solve held a frame 120-170 ms), and leaves no job behind."""
+    tracker = load_tracker(long_term=long_term, online={**QUICK, "async_update": True})
+    inner = tracker.tracker if isinstance(tracker, LongTermTracker) else tracker
+    cls = inner.online.classifier
+    scored = []
+    localize = cls.localize
+
+    def counted(features):
+        scored.append(cls.ready)
+        return localize(features)
+
+    cls.localize = counted
+    tracker.warm_up()
+    assert scored and all(scored)  # every warm-up frame scored with a trained classifier
+    assert cls._job is None and not tracker.initialized
+    assert run(tracker, frames)  # and it tracks a real target afterwards
+
+
 def test_a_long_term_tracker_warms_up_and_forgets_the_synthetic_target(
     frames: list[np.ndarray],
 ) -> None:
