@@ -3,30 +3,19 @@ the synthetic target left behind (the node warms its tracker when it loads the m
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from test_drol_tracker import BAG
+from test_drol_tracker import QUICK as DROL_QUICK
 
 from siam_core.io.frames import read_frames
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.longterm import LongTermTracker
 from siam_core.zoo import DEFAULT_WEIGHTS, load_tracker
 
-BAG = Path(__file__).resolve().parents[3] / "shared" / "data" / "bag.avi"
 BOX = (315.0, 140.0, 112.0, 112.0)
 # DROL's plumbing at test cost; synchronous, so two runs can be compared frame by frame
-QUICK = {
-    "init_cg_iter": 4,
-    "init_gn_iter": 2,
-    "augment_rotate": [10],
-    "augment_blur": [[1, 1]],
-    "augment_relative_shift": [[0.6, 0.6]],
-    "augment_dropout": [1, 0.2],
-    "sample_memory_size": 12,
-    "train_skipping": 2,
-    "async_update": False,
-}
+QUICK = {**DROL_QUICK, "async_update": False}
 
 
 @pytest.fixture(scope="module")
