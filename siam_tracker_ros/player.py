@@ -89,6 +89,11 @@ def play(node: Node, args: argparse.Namespace) -> int:
         count += 1
     elapsed = time.monotonic() - start
     node.get_logger().info(f"published {count} frames in {elapsed:.1f} s")
+    # stay up a moment: a subscriber still reading (a busy recorder) loses what is in flight
+    # when the publishing process exits (a CI demo run once missed the last 6 of 25 frames)
+    linger_end = time.monotonic() + args.linger
+    while time.monotonic() < linger_end:
+        rclpy.spin_once(node, timeout_sec=0.05)
     return 0
 
 
@@ -105,6 +110,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for them")
     parser.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
     parser.add_argument("--compressed", action="store_true", help="also <topic>/compressed (JPEG)")
+    parser.add_argument(
+        "--linger", type=float, default=1.0, help="seconds to stay up after the last frame"
+    )
     return parser.parse_args(argv)
 
 
