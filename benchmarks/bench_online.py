@@ -235,14 +235,13 @@ def main() -> None:
     print("\nfilter update alone (cg_iter iterations), by samples in memory:")
     print(f"  {'samples':>7s}{'default ms':>12s}{'DROL order ms':>15s}{'ratio':>7s}")
     cls = online.online.classifier
-    drol_cfg = cls.cfg.replace(drol_order=True)
+    fast_cfg, drol_cfg = cls.cfg, cls.cfg.replace(drol_order=True)
     mem = cls.sample_weights
     saved = mem.clone()
     for stored in (cls.num_init, cls.cfg.sample_memory_size // 2, cls.cfg.sample_memory_size):
         mem.zero_()
         mem[:stored] = 1.0 / stored
         times: dict[bool, list[float]] = {False: [], True: []}
-        fast_cfg = cls.cfg
         for _ in range(3):
             for order in (False, True):  # alternated: both see the same load
                 cls.cfg = drol_cfg if order else fast_cfg

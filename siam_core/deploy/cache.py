@@ -32,6 +32,7 @@ from siam_core.config import Config
 from siam_core.deploy import export
 from siam_core.deploy.export import MANIFEST, export_onnx
 from siam_core.models.model import SiameseRPN
+from siam_core.tracker.base import synthetic_frame
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 # Real clips that may be on disk: the demo's (fetched by make setup) and the shared data's.
@@ -55,9 +56,8 @@ def check_frame() -> tuple[np.ndarray, tuple[float, float, float, float], str]:
             if ok and frame is not None:
                 h, w = frame.shape[:2]
                 return frame, (w / 2 - 40, h / 2 - 40, 80.0, 80.0), f"{clip} frame 0"
-    rng = np.random.default_rng(0)
-    frame = cv2.resize(rng.integers(0, 256, (45, 60, 3), dtype=np.uint8), (480, 360))
-    return frame, (200.0, 140.0, 80.0, 80.0), "synthetic textured image (seed 0)"
+    frame, box = synthetic_frame()
+    return frame, box, "synthetic textured image (seed 0)"
 
 
 def _key(weights: str | Path, cfg: Config) -> str:

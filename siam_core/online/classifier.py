@@ -377,16 +377,12 @@ class OnlineClassifier:
         linear = not cfg.use_attention and cfg.projection_activation == "none"
 
         def residuals(v: list[torch.Tensor]) -> list[torch.Tensor]:
-            if cfg.use_attention:
-                filt, fc2, fc1, proj = v
-                c = self._compress(feats, True, (proj, fc1, fc2))
-                response = conv_same(c, filt, cfg.drol_order)
-            elif linear:
-                filt, proj = v
+            filt, proj = v[0], v[-1]
+            if linear:
                 response = conv_same(feats, filt, cfg.drol_order, proj)
             else:
-                filt, proj = v
-                c = self._compress(feats, True, (proj, None, None))
+                fc2, fc1 = (v[1], v[2]) if cfg.use_attention else (None, None)
+                c = self._compress(feats, True, (proj, fc1, fc2))
                 response = conv_same(c, filt, cfg.drol_order)
             r = sqrt_w * (self.response_act(response) - y)
             return [r, reg_f * filt] + [reg_p * t for t in v[1:]]

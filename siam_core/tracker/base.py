@@ -109,6 +109,14 @@ def check_box(box: Sequence[float], image_shape: tuple[int, ...] | None = None) 
     return x, y, w, h
 
 
+def synthetic_frame() -> tuple[np.ndarray, Box]:
+    """A seeded, textured 480x360 BGR frame (a flat one could take cheaper paths) and a box on
+    it: for running a tracker where no real image is at hand (warm-up, export checks)."""
+    rng = np.random.default_rng(0)
+    frame = cv2.resize(rng.integers(0, 256, (45, 60, 3), dtype=np.uint8), (480, 360))
+    return frame, (200.0, 140.0, 80.0, 80.0)
+
+
 class Tracker(ABC):
     """Single-object tracker: ``init`` once on a frame and box, then ``track`` each frame.
 
@@ -163,10 +171,9 @@ class Tracker(ABC):
         that the frames use it too. For an idle tracker only: a target would be lost."""
         if self._initialized:
             raise RuntimeError(f"{self.name}: warm_up() would replace the target being tracked")
-        rng = np.random.default_rng(0)  # texture: a flat frame could take a cheaper path
-        image = cv2.GaussianBlur(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8), (5, 5), 0)
+        image, box = synthetic_frame()
         try:
-            self.init(image, (200.0, 140.0, 80.0, 80.0))
+            self.init(image, box)
             self.wait_background()
             for _ in range(frames):
                 self.track(image)
