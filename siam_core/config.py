@@ -123,6 +123,12 @@ class TrackerConfig:
     # confidence_low (tools/tune_tracker.py calibration --online). None: confidence_low/high.
     online_confidence_low: float | None = None
     online_confidence_high: float | None = None
+    # this model's classifier memory (samples kept) and update interval (frames) when DROL's
+    # classifier is added to it: an update costs in proportion to the samples it goes over, so
+    # these set the classifier's CPU beside the frame path (tools/tune_tracker.py search
+    # --online). None: the paper's 250 and 10.
+    online_sample_memory_size: int | None = None
+    online_train_skipping: int | None = None
     # long-term mode's appearance check (SiamRPNTracker.appearance: similarity of the box's
     # template kernels to the first frame's): LOST below appearance_low, RECOVERED only above
     # appearance_high (tools/tune_tracker.py appearance). None: no check.
@@ -178,6 +184,12 @@ class TrackerConfig:
         ):
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)
+        for name in ("online_sample_memory_size", "online_train_skipping"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+            if value is not None and value < 1:
+                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
         for prefix in ("confidence", "online_confidence", "appearance"):
             low, high = getattr(self, f"{prefix}_low"), getattr(self, f"{prefix}_high")
             if low is not None and high is not None and low > high:
@@ -259,11 +271,16 @@ class Config:
 
     def online_settings(self) -> OnlineConfig:
         """DROL's settings for this model: its ``online:`` section (the presets), else the
-        paper's with the model's tuned λ (``tracker.online_fusion_weight``) if it has one."""
+        paper's with the model's tuned λ, memory size and update interval (``tracker.online_*``)
+        where it has them."""
         if self.online is not None:
             return self.online
-        weight = self.tracker.online_fusion_weight
-        return OnlineConfig() if weight is None else OnlineConfig(fusion_weight=weight)
+        tuned = {
+            "fusion_weight": self.tracker.online_fusion_weight,
+            "sample_memory_size": self.tracker.online_sample_memory_size,
+            "train_skipping": self.tracker.online_train_skipping,
+        }
+        return OnlineConfig(**{k: v for k, v in tuned.items() if v is not None})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Config:

@@ -7,6 +7,10 @@ embedded config (``--write``). Use training sequences only: never the ones you r
 ``--online`` searches the tracker as DROL's online classifier wraps it (the node's default
 mode), with DROL's ``fusion_weight`` (λ) as a fourth setting; ``--write`` embeds λ as the
 model's ``tracker.online_fusion_weight``, which the classifier takes when added to it.
+``--grid sample_memory_size=... train_skipping=...`` (with ``--online``) also searches what the
+classifier's updates cost (samples stored, frames between updates); ``--cheaper-within D``
+keeps a cheaper value whose AUC is at most D below the best before that search, and
+``--write`` embeds them as ``tracker.online_sample_memory_size`` / ``online_train_skipping``.
 
 ``calibration`` (``--online``: as the node tracks by default): one pass over sequences; the
 chosen proposal's score on frames where the box has IoU < 0.1 with the ground truth (lost) and
@@ -39,9 +43,12 @@ other objects would pass as the target to leave LOST), at least ``appearance_low
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,41 +73,73 @@ DEFAULT_GRID = {
     "lr": (0.3, 0.45, 0.6),
 }
 ONLINE_GRID = {"fusion_weight": (0.6, 0.7, 0.9)}
+# The classifier's update cost, searched only where --grid names them: an update goes over every
+# stored sample, so its CPU per frame is about memory size / update interval.
+ONLINE_COST = {"sample_memory_size": (), "train_skipping": ()}
+# OnlineConfig field -> the TrackerConfig field that embeds it in the model
+ONLINE_EMBED = {
+    "fusion_weight": "online_fusion_weight",
+    "sample_memory_size": "online_sample_memory_size",
+    "train_skipping": "online_train_skipping",
+}
 
 
 def load_sequences(paths: list[str], max_frames: int | None) -> list[Sequence]:
-    seqs = [load_sequence(p) for p in paths]
+    seqs = [load_sequence(p, allow_nan=True) for p in paths]  # NaN rows: target absent
     return [s.head(max_frames) if max_frames else s for s in seqs]
 
 
 def run(
-    model: torch.nn.Module,
+    weights: str,
     cfg: Config,
     seqs: list[Sequence],
     online: dict[str, float] | None = None,
     appearance: bool = False,
+    workers: int = 1,
 ) -> list[dict]:
-    """One OPE pass per sequence: boxes, scores and per-frame IoU. ``online``: DROL's
-    classifier on top, with these ``OnlineConfig`` overrides (synchronous updates).
+    """One OPE pass per sequence (in order): boxes, scores and per-frame IoU. ``online``:
+    DROL's classifier on top, with these ``OnlineConfig`` overrides (synchronous updates).
     ``appearance``: also the appearance check's similarity at every reported box (NaN on
-    frame 0), measured beside the track, which it does not change."""
+    frame 0), measured beside the track, which it does not change. ``workers`` > 1: the
+    sequences run in that many spawned processes (each loads ``weights`` once; same tracks,
+    since every sequence starts a fresh tracker)."""
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    jobs = [(weights, cfg, seq, online, appearance) for seq in seqs]
+    if workers == 1 or len(seqs) <= 1:
+        return [_run_sequence(*job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    longest_first = sorted(range(len(jobs)), key=lambda i: -len(seqs[i]))  # fewer idle workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {i: pool.submit(_run_sequence, *jobs[i]) for i in longest_first}
+        return [futures[i].result() for i in range(len(jobs))]
+
+
+@functools.lru_cache(maxsize=2)
+def _model(weights: str, stamp: int) -> torch.nn.Module:
+    """The network, loaded once per process and file version (``stamp``: its mtime); the
+    config comes from the caller."""
+    torch.set_num_threads(1)  # spawned workers do not run main()
+    return load_checkpoint(weights)[0]
+
+
+def _run_sequence(
+    weights: str, cfg: Config, seq: Sequence, online: dict | None, appearance: bool
+) -> dict:
+    model = _model(weights, Path(weights).stat().st_mtime_ns)
     tracker = SiamRPNTracker(model, cfg, device="cpu")
     if online is not None:
         tracker = online_tracker(tracker, online)
-    out = []
-    for seq in seqs:
-        seen = [np.nan]
+    seen = [np.nan]
 
-        def observe(image: np.ndarray, result: TrackResult, seen: list[float] = seen) -> None:
-            seen.append(tracker.appearance(image, result.box))
+    def observe(image: np.ndarray, result: TrackResult) -> None:
+        seen.append(tracker.appearance(image, result.box))
 
-        boxes, scores, _times = run_one_pass(tracker, seq, observe if appearance else None)
-        curves = ope_curves(boxes, seq.gt, seq.absent)
-        row = {"name": seq.name, "scores": scores, "curves": curves}
-        if appearance:
-            row["appearance"] = np.array(seen)
-        out.append(row)
-    return out
+    boxes, scores, _times = run_one_pass(tracker, seq, observe if appearance else None)
+    row = {"name": seq.name, "scores": scores, "curves": ope_curves(boxes, seq.gt, seq.absent)}
+    if appearance:
+        row["appearance"] = np.array(seen)
+    return row
 
 
 def mean_auc(runs: list[dict]) -> float:
@@ -110,30 +149,44 @@ def mean_auc(runs: list[dict]) -> float:
 def search(args: argparse.Namespace) -> int:
     model, cfg = load_checkpoint(args.weights)
     seqs = load_sequences(args.paths, args.max_frames)
-    known = {**DEFAULT_GRID, **(ONLINE_GRID if args.online else {})}
-    grid = {k: tuple(v) for k, v in known.items()}
+    online_keys = {**ONLINE_GRID, **ONLINE_COST} if args.online else {}
+    known = {**DEFAULT_GRID, **online_keys}
+    grid = {
+        k: tuple(v) for k, v in {**DEFAULT_GRID, **(ONLINE_GRID if args.online else {})}.items()
+    }
     for item in args.grid or []:
         key, _, values = item.partition("=")
         if key not in known:
             raise ValueError(f"--grid: unknown setting {key!r}; known: {list(known)}")
-        grid[key] = tuple(float(v) for v in values.split(",") if v)  # "key=": keep it fixed
+        if key in ONLINE_COST and not all(v.isdigit() for v in values.split(",") if v):
+            raise ValueError(f"--grid: {key} takes whole numbers, got {values!r}")
+        kind = int if key in ONLINE_COST else float
+        grid[key] = tuple(kind(v) for v in values.split(",") if v)  # "key=": keep it fixed
     online_base = cfg.online_settings()
-    best = {k: getattr(online_base if k in ONLINE_GRID else cfg.tracker, k) for k in grid}
+    best = {k: getattr(online_base if k in online_keys else cfg.tracker, k) for k in grid}
     tried: dict[tuple, float] = {}
     per_seq: dict[tuple, dict[str, float]] = {}
+    seconds: dict[tuple, float] = {}
 
     def tracker_part(values: dict[str, float]) -> dict[str, float]:
-        return {k: v for k, v in values.items() if k not in ONLINE_GRID}
+        return {k: v for k, v in values.items() if k not in online_keys}
+
+    def cost(values: dict[str, float]) -> float:
+        """Samples an update goes over, per frame (the paper's 250 / 10 where not searched)."""
+        memory = values.get("sample_memory_size", online_base.sample_memory_size)
+        return memory / values.get("train_skipping", online_base.train_skipping)
 
     def score(values: dict[str, float]) -> float:
         key = tuple(values[k] for k in grid)
         if key not in tried:
             t0 = time.perf_counter()
-            online = {k: v for k, v in values.items() if k in ONLINE_GRID}
+            online = {k: v for k, v in values.items() if k in online_keys}
             online = {**online, "async_update": False} if args.online else None
-            runs = run(model, cfg.replace_tracker(**tracker_part(values)), seqs, online)
+            settings = cfg.replace_tracker(**tracker_part(values))
+            runs = run(args.weights, settings, seqs, online, workers=args.workers)
             tried[key] = mean_auc(runs)
             per_seq[key] = {r["name"]: mean_auc([r]) for r in runs}
+            seconds[key] = time.perf_counter() - t0
             print(
                 f"{values} -> AUC {tried[key]:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True
             )
@@ -141,9 +194,12 @@ def search(args: argparse.Namespace) -> int:
 
     start = score(best)
     for key, values in grid.items():
+        reference = score(best)  # the cost keys may give up at most --cheaper-within of it
         for value in values:
             candidate = {**best, key: value}
-            if score(candidate) > score(best):
+            better = score(candidate) > score(best)
+            cheaper = key in ONLINE_COST and cost(candidate) < cost(best)
+            if better or (cheaper and score(candidate) >= reference - args.cheaper_within):
                 best = candidate
     report = {
         "sequences": [s.name for s in seqs],
@@ -152,7 +208,12 @@ def search(args: argparse.Namespace) -> int:
         "start": {"settings": dict(zip(grid, next(iter(tried)), strict=True)), "auc": start},
         "best": {"settings": best, "auc": score(best)},
         "tried": [
-            {"settings": dict(zip(grid, k, strict=True)), "auc": v, "per_sequence": per_seq[k]}
+            {
+                "settings": dict(zip(grid, k, strict=True)),
+                "auc": v,
+                "seconds": seconds[k],
+                "per_sequence": per_seq[k],
+            }
             for k, v in tried.items()
         ],
     }
@@ -162,8 +223,9 @@ def search(args: argparse.Namespace) -> int:
     if args.write:
         fp16 = next(iter(model.parameters())).dtype == torch.float16 or args.fp16
         chosen = tracker_part(best)
-        if args.online:  # the model's λ for when the classifier is added to it
-            chosen["online_fusion_weight"] = best["fusion_weight"]
+        for key, field in ONLINE_EMBED.items():  # for when the classifier is added to the model
+            if key in best:
+                chosen[field] = best[key]
         save_checkpoint(model, cfg.replace_tracker(**chosen), args.write, fp16=fp16)
         print(f"weights with the chosen settings written to {args.write}")
     return 0
@@ -185,7 +247,7 @@ def calibration(args: argparse.Namespace) -> int:
     check = args.appearance if args.appearance is not None else long_term.appearance_low
     scores, ious, looks = [], [], []
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
-    runs = run(model, cfg, seqs, online, appearance=check > 0)
+    runs = run(args.weights, cfg, seqs, online, check > 0, args.workers)
     for r in runs:
         s, iou = r["scores"][1:], r["curves"].ious[1:]
         keep = iou >= 0  # frames with a ground-truth box (absent ones were dropped already)
@@ -345,7 +407,8 @@ def _online_field(item: str) -> tuple[str, float]:
     key, _, value = item.partition("=")
     if key not in OnlineConfig.__dataclass_fields__:
         raise argparse.ArgumentTypeError(f"unknown online field {key!r}")
-    return key, float(value)
+    kind = type(getattr(OnlineConfig(), key))  # int fields (memory size, skipping) stay ints
+    return key, kind(value) if kind is int else float(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,9 +423,20 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--online", action="store_true", help="with DROL's online classifier (search: + λ)"
         )
+    for name in ("search", "calibration"):
+        sub.choices[name].add_argument(
+            "--workers", type=int, default=1, help="sequences in this many processes (default 1)"
+        )
     s = sub.choices["search"]
     s.add_argument("--grid", nargs="*", help="e.g. penalty_k=0.05,0.1 lr=0.3,0.5")
     s.add_argument("--write", help="copy of the weights with the best settings embedded")
+    s.add_argument(
+        "--cheaper-within",
+        type=float,
+        default=0.0,
+        help="keep a cheaper sample_memory_size/train_skipping whose AUC is at most this much "
+        "below the best before their search (default 0: only a better AUC)",
+    )
     s.add_argument("--fp16", action="store_true", help="write fp16 weights")
     c = sub.choices["calibration"]
     c.add_argument("--threshold", type=float, help="LOST below this score (default: the model's)")

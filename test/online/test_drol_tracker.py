@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -441,6 +443,34 @@ def test_the_models_tuned_fusion_weight_is_used_unless_a_preset_or_override_says
         default_plain.cfg.replace_tracker(online_fusion_weight=1.5)
 
 
+def test_the_models_classifier_memory_and_update_interval_come_from_its_config(
+    default_plain: SiamRPNTracker,
+) -> None:
+    """``tracker.online_sample_memory_size`` / ``online_train_skipping`` (tools/tune_tracker.py
+    search --online --write) set what the classifier's updates cost; unset, the paper's 250 and
+    10; anything but a positive integer is refused by name."""
+    tuned = default_plain.cfg.replace_tracker(
+        online_sample_memory_size=120, online_train_skipping=20
+    )
+    settings = tuned.online_settings()
+    assert (settings.sample_memory_size, settings.train_skipping) == (120, 20)
+    weight = tuned.tracker.online_fusion_weight
+    assert settings.fusion_weight == (0.8 if weight is None else weight)
+    plain = SiamRPNTracker(default_plain.model, tuned)
+    assert online_tracker(plain).online_cfg.train_skipping == 20
+    assert online_tracker(plain, {"train_skipping": 5}).online_cfg.train_skipping == 5
+    untuned = default_plain.cfg.replace_tracker(
+        online_sample_memory_size=None, online_train_skipping=None
+    )
+    paper = untuned.online_settings()
+    assert (paper.sample_memory_size, paper.train_skipping) == (250, 10)
+    for bad in (0, -3, 2.5, True, "60"):
+        with pytest.raises(ValueError, match="online_train_skipping must be a positive integer"):
+            default_plain.cfg.replace_tracker(online_train_skipping=bad)
+    with pytest.raises(ValueError, match="sample_memory_size"):  # fewer than the first frame's
+        default_plain.cfg.replace_tracker(online_sample_memory_size=5).online_settings()
+
+
 def _girl_and_tune_tracker() -> tuple[Path, Any]:
     """A short training sequence and ``tools/tune_tracker.py`` as a module."""
     seq = DATA / "train_extra" / "kcfdp_Girl"
@@ -470,6 +500,55 @@ def test_tune_tracker_online_search_embeds_the_chosen_fusion_weight(
     _, cfg = load_checkpoint(out)
     assert cfg.tracker.online_fusion_weight == doc["best"]["settings"]["fusion_weight"]
     assert cfg.online is None  # the model still builds a plain tracker by default
+
+
+def test_tune_tracker_online_search_keeps_a_cheaper_classifier_within_the_allowance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``--grid sample_memory_size=... train_skipping=...`` the search also tries cheaper
+    classifier updates, keeps one whose AUC is within ``--cheaper-within`` of the best before
+    it, records each configuration's seconds and embeds the choice in the model's config."""
+    seq, tune = _girl_and_tune_tracker()
+    monkeypatch.setattr(Config, "online_settings", lambda self: OnlineConfig.from_dict(QUICK))
+    out, report = tmp_path / "tuned.safetensors", tmp_path / "tune.json"
+    grid = ["penalty_k=", "window_influence=", "lr=", "fusion_weight="]
+    grid += ["sample_memory_size=8", "train_skipping=4"]  # QUICK's: 12 and 2
+    args = ["search", str(DEFAULT_WEIGHTS), "--online", "--paths", str(seq), "--max-frames", "6"]
+    args += ["--grid", *grid, "--cheaper-within", "1.0", "--json", str(report)]
+    assert tune.main([*args, "--write", str(out)]) == 0
+    doc = json.loads(report.read_text())
+    tried = [t["settings"] for t in doc["tried"]]
+    memory = [(t["sample_memory_size"], t["train_skipping"]) for t in tried]
+    assert memory == [(12, 2), (8, 2), (8, 4)]
+    assert all(t["seconds"] > 0 for t in doc["tried"])
+    assert doc["best"]["settings"]["sample_memory_size"] == 8  # an allowance of 1.0 AUC: any
+    _, cfg = load_checkpoint(out)
+    assert (cfg.tracker.online_sample_memory_size, cfg.tracker.online_train_skipping) == (8, 4)
+    assert cfg.online is None
+    bad = ["search", str(DEFAULT_WEIGHTS), "--online", "--paths", str(seq)]
+    assert tune.main([*bad, "--grid", "sample_memory_size=8.5"]) == 2  # the cost keys are counts
+    assert "sample_memory_size takes whole numbers" in capsys.readouterr().err
+
+
+def test_tune_tracker_workers_give_the_same_tracks(tmp_path: Path) -> None:
+    """``--workers 2`` runs the sequences in spawned processes; every sequence starts a fresh
+    tracker, so the report is the same as in one process. Run as the command line (the
+    spawned workers import the script as the main module, which a test's import is not)."""
+    seq, tune = _girl_and_tune_tracker()
+    other = DATA / "train_extra" / "siamfc_ball2"
+    if not other.is_dir():
+        pytest.skip(f"no training sequence at {other}")
+    docs = []
+    for workers in ("1", "2"):
+        report = tmp_path / f"cal{workers}.json"
+        args = ["calibration", str(DEFAULT_WEIGHTS), "--paths", str(seq), str(other)]
+        args += ["--max-frames", "8", "--workers", workers, "--json", str(report)]
+        script = REPO / "tools" / "tune_tracker.py"
+        subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True)
+        docs.append(json.loads(report.read_text()))
+    assert docs[0] == docs[1] and list(docs[0]["per_sequence_auc"]) == [seq.name, other.name]
+    with pytest.raises(ValueError, match="at least 1"):
+        tune.run(str(DEFAULT_WEIGHTS), load_checkpoint(DEFAULT_WEIGHTS)[1], [], workers=0)
 
 
 def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None:
