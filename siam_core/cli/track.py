@@ -107,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--online",
         action="store_true",
-        help="add DROL's online classifier (paper settings unless the model is a drol_ preset)",
+        help="add DROL's online classifier (the paper's settings, or those embedded in the "
+        "model: tracker.online_*; a drol_ preset's own)",
     )
     p.add_argument(
         "--long-term",

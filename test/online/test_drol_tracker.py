@@ -106,12 +106,17 @@ def test_parity_with_official_drol() -> None:
     torch.set_num_threads(1)  # as the reference (DROL tools/test.py + set_num_threads(1))
     tracker.init(frames[0], reference["init"])
     first = tracker.track(frames[1])
-    same_kernels = tuple(first.box) == tuple(reference["frames"][1]["bbox"])
+    same_kernels = tuple(first.box) == tuple(reference["frames"][1]["bbox"]) and (
+        tracker.online.last.peak == reference["frames"][1]["classifier_max"]
+    )
     # Where this CPU's float32 kernels round differently from the reference machine's the
     # chaotic training amplifies the ulps. An AVX-512 AMD EPYC: frame 1 off by 7e-6 px, within
     # 7e-5 px to frame 60, past 0.5 px from frame 70. An AVX2 one (family 25): frame 1 off by
     # 6e-5 px, 9.4e-4 px at frame 30, 1.3e-3 at 40, past 0.5 px at 47; peaks within 0.011 and
-    # the same flags until then. There the first 30 frames are checked to 2e-3 px.
+    # the same flags until then. An Intel Xeon with AMX (2026-12-03): boxes and scores to the
+    # bit for all 120 frames, but the classifier's peak off by 3.9e-4 from frame 1 (up to 0.0097
+    # later), so the frame-1 peak is checked too. There the first 30 frames are checked to 2e-3
+    # px.
     count = count if same_kernels else 31
     tol_box, tol_score, tol_peak = (1e-6, 1e-7, 1e-6) if same_kernels else (2e-3, 1e-5, 0.05)
     flags, peaks = [], []
