@@ -440,7 +440,9 @@ def test_the_models_tuned_fusion_weight_is_used_unless_a_preset_or_override_says
     assert online_tracker(plain).online_cfg.fusion_weight == 0.55
     assert DROLTracker(plain.model, tuned).online_cfg.fusion_weight == 0.55
     assert online_tracker(plain, {"fusion_weight": 0.7}).online_cfg.fusion_weight == 0.7
-    untuned = default_plain.cfg.replace_tracker(online_fusion_weight=None)
+    untuned = default_plain.cfg.replace_tracker(
+        online_fusion_weight=None, online_sample_memory_size=None, online_train_skipping=None
+    )
     assert untuned.online_settings() == OnlineConfig()
     preset = load_config("drol_siamfc_alex_upxcorr_vot")  # DROL's λ for FC: 0.6
     assert preset.replace_tracker(online_fusion_weight=0.9).online_settings() == preset.online
