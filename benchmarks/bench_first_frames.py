@@ -34,6 +34,7 @@ import numpy as np
 
 from siam_core.io.frames import read_frames
 from siam_core.threads import set_threads
+from siam_core.tracker.base import Tracker
 from siam_core.zoo import load_tracker, resolve_runtime
 
 CLIP = Path(sys.prefix) / "share" / "siam-tracker-demo" / "vtest.avi"
@@ -45,17 +46,23 @@ VARIANTS = (
 )
 
 
-def one_run(
-    frames: list[np.ndarray], warm: bool, drol_order: bool, threads: int, period: float
-) -> dict[str, float]:
+def node_tracker(threads: int, **online: object) -> Tracker:
+    """The node's default tracker (runtime ``auto``, the classifier's updates on its worker)
+    with these ``OnlineConfig`` overrides."""
     backend, precision = resolve_runtime("auto", "auto", "cpu", "", "", "eager")
-    tracker = load_tracker(
+    return load_tracker(
         device="cpu",
         backend=backend,
         threads=threads,
-        online={"async_update": True, "drol_order": drol_order},
+        online={"async_update": True, **online},
         precision=precision,
     )
+
+
+def one_run(
+    frames: list[np.ndarray], warm: bool, drol_order: bool, threads: int, period: float
+) -> dict[str, float]:
+    tracker = node_tracker(threads, drol_order=drol_order)
     start = time.perf_counter()
     if warm:
         tracker.warm_up()

@@ -24,18 +24,14 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_first_frames import BOX, CLIP, node_tracker  # this folder: the same tracker and clip
 
 from siam_core.io.frames import read_frames
 from siam_core.threads import set_threads
-from siam_core.zoo import load_tracker, resolve_runtime
-
-CLIP = Path(sys.prefix) / "share" / "siam-tracker-demo" / "vtest.avi"
-BOX = (642.0, 240.0, 40.0, 80.0)  # make demo's pedestrian (siam_tracker_ros.demo.BOX)
 
 
 def variant(text: str) -> tuple[int, int]:
@@ -46,18 +42,7 @@ def variant(text: str) -> tuple[int, int]:
 def one_run(
     frames: list[np.ndarray], memory: int, skipping: int, threads: int, period: float, skip: int
 ) -> dict[str, float]:
-    backend, precision = resolve_runtime("auto", "auto", "cpu", "", "", "eager")
-    tracker = load_tracker(
-        device="cpu",
-        backend=backend,
-        threads=threads,
-        online={
-            "async_update": True,
-            "sample_memory_size": memory,
-            "train_skipping": skipping,
-        },
-        precision=precision,
-    )
+    tracker = node_tracker(threads, sample_memory_size=memory, train_skipping=skipping)
     tracker.warm_up()  # as the node does when it loads a model
     tracker.init(frames[0], BOX)
     times = []
