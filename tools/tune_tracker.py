@@ -137,6 +137,7 @@ def _run_sequence(
 
     boxes, scores, _times = run_one_pass(tracker, seq, observe if appearance else None)
     row = {"name": seq.name, "scores": scores, "curves": ope_curves(boxes, seq.gt, seq.absent)}
+    row["absent"] = np.zeros(len(seq), bool) if seq.absent is None else np.asarray(seq.absent)
     if appearance:
         row["appearance"] = np.array(seen)
     return row
@@ -249,12 +250,13 @@ def calibration(args: argparse.Namespace) -> int:
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
     runs = run(args.weights, cfg, seqs, online, check > 0, args.workers)
     for r in runs:
-        s, iou = r["scores"][1:], r["curves"].ious[1:]
-        keep = iou >= 0  # frames with a ground-truth box (absent ones were dropped already)
-        if len(iou) == len(s):
-            scores.append(s[keep])
-            ious.append(iou[keep])
-            looks.append(r["appearance"][1:][keep] if check > 0 else np.ones(int(keep.sum())))
+        # the curves' IoUs leave out the frames where the target is absent: so do the scores
+        present = ~r["absent"]
+        s, iou = r["scores"][present][1:], r["curves"].ious[1:]
+        keep = iou >= 0  # frames with a usable ground-truth box
+        scores.append(s[keep])
+        ious.append(iou[keep])
+        looks.append(r["appearance"][present][1:][keep] if check > 0 else np.ones(int(keep.sum())))
     score, iou, look = np.concatenate(scores), np.concatenate(ious), np.concatenate(looks)
     lost, on = iou < 0.1, iou > 0.5
 

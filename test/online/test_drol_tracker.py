@@ -577,6 +577,23 @@ def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None
     assert sweep[1.01]["lost_recall"] == (1.0 if lost else 0.0)
 
 
+def test_tune_tracker_calibration_leaves_out_frames_without_the_target(tmp_path: Path) -> None:
+    """A training sequence whose target leaves the view (NaN rows) is read, and its score
+    distributions pair each score with its own frame's IoU: the absent frames are left out of
+    both, not the whole sequence (which once happened silently, or failed with one sequence)."""
+    _, tune = _girl_and_tune_tracker()
+    seq = DATA / "train_extra" / "pbbat_group3_2"  # frames 15-17: NaN, the target absent
+    if not seq.is_dir():
+        pytest.skip(f"no training sequence at {seq}")
+    report = tmp_path / "cal.json"
+    args = ["calibration", str(DEFAULT_WEIGHTS), "--paths", str(seq), "--max-frames", "18"]
+    assert tune.main([*args, "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    assert doc["frames"] == 14  # 17 after the first, less the 3 absent ones
+    counted = doc["iou_below_0.1"]["frames"] + doc["iou_above_0.5"]["frames"]
+    assert 0 < counted <= 14
+
+
 def test_tune_tracker_calibration_writes_the_online_lost_threshold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
