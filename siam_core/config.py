@@ -95,6 +95,13 @@ _RPN_KEYS = ("penalty_k", "lr")
 # Largest network input side a config may ask for (pysot's largest, the long-term 831, fits
 # easily); it bounds the memory of a crop and of the network's activations.
 MAX_INPUT_SIDE = 2048
+# OnlineConfig field -> the TrackerConfig field in which a model carries its own value of it
+# (Config.online_settings reads them; tools/tune_tracker.py search --write writes them)
+ONLINE_TUNED = (
+    ("fusion_weight", "online_fusion_weight"),
+    ("sample_memory_size", "online_sample_memory_size"),
+    ("train_skipping", "online_train_skipping"),
+)
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,7 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         for name in ("exemplar_size", "instance_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+            _check_positive_int(name, value)
             if value > MAX_INPUT_SIDE:
                 raise ValueError(f"tracker.{name} must be <= {MAX_INPUT_SIDE}, got {value}")
         if isinstance(self.base_size, bool) or not isinstance(self.base_size, int):
@@ -185,11 +191,8 @@ class TrackerConfig:
             if getattr(self, name) is not None:
                 _check_float(name, getattr(self, name), 0.0, 1.0)
         for name in ("online_sample_memory_size", "online_train_skipping"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
-            if value is not None and value < 1:
-                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name))
         for prefix in ("confidence", "online_confidence", "appearance"):
             low, high = getattr(self, f"{prefix}_low"), getattr(self, f"{prefix}_high")
             if low is not None and high is not None and low > high:
@@ -200,9 +203,7 @@ class TrackerConfig:
 
     def _check_siamfc(self) -> None:
         for name in ("scale_num", "response_up"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+            _check_positive_int(name, getattr(self, name))
         if self.scale_num % 2 != 1:  # type: ignore[operator]
             raise ValueError(
                 f"tracker.scale_num must be odd (a centre scale), got {self.scale_num}"
@@ -251,6 +252,11 @@ class TrackerConfig:
         }
 
 
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"tracker.{name} must be a positive integer, got {value!r}")
+
+
 def _check_float(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"tracker.{name} must be a finite number, got {value!r}")
@@ -275,11 +281,7 @@ class Config:
         where it has them."""
         if self.online is not None:
             return self.online
-        tuned = {
-            "fusion_weight": self.tracker.online_fusion_weight,
-            "sample_memory_size": self.tracker.online_sample_memory_size,
-            "train_skipping": self.tracker.online_train_skipping,
-        }
+        tuned = {key: getattr(self.tracker, field) for key, field in ONLINE_TUNED}
         return OnlineConfig(**{k: v for k, v in tuned.items() if v is not None})
 
     @classmethod

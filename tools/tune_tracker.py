@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from siam_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from siam_core.config import Config, OnlineConfig  # noqa: E402
+from siam_core.config import ONLINE_TUNED, Config, OnlineConfig  # noqa: E402
 from siam_core.data.sequences import Sequence, load_sequence  # noqa: E402
 from siam_core.eval.metrics import box_iou, ope_curves, ope_summary  # noqa: E402
 from siam_core.eval.runner import run_one_pass  # noqa: E402
@@ -76,12 +76,6 @@ ONLINE_GRID = {"fusion_weight": (0.6, 0.7, 0.9)}
 # The classifier's update cost, searched only where --grid names them: an update goes over every
 # stored sample, so its CPU per frame is about memory size / update interval.
 ONLINE_COST = {"sample_memory_size": (), "train_skipping": ()}
-# OnlineConfig field -> the TrackerConfig field that embeds it in the model
-ONLINE_EMBED = {
-    "fusion_weight": "online_fusion_weight",
-    "sample_memory_size": "online_sample_memory_size",
-    "train_skipping": "online_train_skipping",
-}
 
 
 def load_sequences(paths: list[str], max_frames: int | None) -> list[Sequence]:
@@ -152,9 +146,7 @@ def search(args: argparse.Namespace) -> int:
     seqs = load_sequences(args.paths, args.max_frames)
     online_keys = {**ONLINE_GRID, **ONLINE_COST} if args.online else {}
     known = {**DEFAULT_GRID, **online_keys}
-    grid = {
-        k: tuple(v) for k, v in {**DEFAULT_GRID, **(ONLINE_GRID if args.online else {})}.items()
-    }
+    grid = {k: tuple(v) for k, v in known.items() if k not in ONLINE_COST}  # cost: opt-in
     for item in args.grid or []:
         key, _, values = item.partition("=")
         if key not in known:
@@ -224,7 +216,7 @@ def search(args: argparse.Namespace) -> int:
     if args.write:
         fp16 = next(iter(model.parameters())).dtype == torch.float16 or args.fp16
         chosen = tracker_part(best)
-        for key, field in ONLINE_EMBED.items():  # for when the classifier is added to the model
+        for key, field in ONLINE_TUNED:  # for when the classifier is added to the model
             if key in best:
                 chosen[field] = best[key]
         save_checkpoint(model, cfg.replace_tracker(**chosen), args.write, fp16=fp16)
