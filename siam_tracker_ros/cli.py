@@ -9,6 +9,8 @@ from collections.abc import Callable
 import rclpy
 from rclpy.node import Node
 
+from siam_tracker_ros.lifetime import close_node
+
 
 def run_node_tool(
     prog: str,
@@ -32,5 +34,4 @@ def run_node_tool(
     except KeyboardInterrupt:
         return 130
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node)

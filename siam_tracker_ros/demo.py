@@ -34,6 +34,7 @@ from vision_msgs.msg import Detection2DArray
 from siam_core.tracker import TrackState
 from siam_tracker_ros.bagtypes import typestore
 from siam_tracker_ros.conversions import box_to_bbox, stamp_ns
+from siam_tracker_ros.lifetime import close_node
 from siam_tracker_ros.msg import TrackerStatus
 from siam_tracker_ros.srv import InitTarget
 
@@ -229,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             tracker.kill()
         writer.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node)
     return summarise(recorder, args, out)
 
 

@@ -54,8 +54,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.context import Context
-from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.node import Node
@@ -75,6 +74,7 @@ from siam_tracker_ros.conversions import (
     message_to_bgr,
     stamp_ns,
 )
+from siam_tracker_ros.lifetime import close_node, run_executor
 from siam_tracker_ros.msg import TrackerStatus, TrackerStatusArray
 from siam_tracker_ros.params import DEFAULTS, MAX_LABEL, PARAMETERS, Param, ParamError, validate
 from siam_tracker_ros.srv import InitTarget, ResetTarget
@@ -713,40 +713,6 @@ def _user_names(exc: Exception) -> str:
     return text.replace("leave_threshold", "recover_threshold")
 
 
-# How often the spinning thread re-checks that the context is still up (see run_executor).
-SHUTDOWN_POLL_S = 0.25
-
-
-def run_executor(
-    executor: Executor, context: Context, report: Callable[[Exception], None] | None = None
-) -> None:
-    """Spin ``executor`` until ``context`` shuts down, with a bounded delay after a signal.
-
-    Why not ``executor.spin()``: rclpy's signal handling thread first triggers the executors'
-    signal guard conditions and only then shuts the contexts down (``rclpy/src/rclpy/
-    signal_handler.cpp``: ``trigger_guard_conditions(); rclpy::shutdown_contexts();``). An
-    executor woken by the guard can check ``context.ok()`` in between, see it still true, and go
-    back to an unbounded wait that nothing wakes again: the node then ignores that SIGTERM (a
-    second one ends it). SIGINT escapes by a KeyboardInterrupt; SIGTERM has no Python handler.
-    Waiting at most ``SHUTDOWN_POLL_S`` per round re-checks the context after every wake-up.
-    With ``report``, an exception escaping a callback (ours are guarded; rclpy's own parameter
-    services are not) is reported and spinning carries on.
-    """
-    while context.ok():
-        try:
-            executor.spin_once(timeout_sec=SHUTDOWN_POLL_S)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            return
-        except Exception as exc:
-            # SIGINT/SIGTERM shut the context down from rclpy's signal handler; the executor
-            # can then fail building its wait set: that is the shutdown itself.
-            if not context.ok():
-                return
-            if report is None:
-                raise
-            report(exc)
-
-
 def usage(prog: str) -> str:
     """``--help``: how to start the node and its parameters (no ROS graph, no model loaded)."""
     from siam_tracker_ros.params import PARAMETERS
@@ -802,9 +768,7 @@ def spin(node_class: type, args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node, executor)
     # The interpreter's exit would join the online classifier's worker thread (concurrent.futures
     # joins its threads at exit). destroy_node cancelled its job, but the thread runs at nice 19
     # and on a busy CPU can take many seconds to reach its next cancel point (the first-frame

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
 from siam_tracker_ros.conversions import stamp_ns
+from siam_tracker_ros.lifetime import close_node, run_executor
 from siam_tracker_ros.msg import TargetState
 
 
@@ -133,13 +134,14 @@ def main(args: list[str] | None = None) -> int:
         print(f"[servo] cannot start: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        run_executor(executor, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node, executor)
     return 0
 
 

@@ -23,6 +23,7 @@ from rosbags.typesys.store import Typestore
 import siam_tracker_ros  # noqa: F401  (loopback-only DDS profile before rclpy.init)
 from siam_tracker_ros.bag.bagfile import BagError, open_writer
 from siam_tracker_ros.bagtypes import typestore
+from siam_tracker_ros.lifetime import close_node
 
 DEFAULT_TOPICS = (
     "image_raw",
@@ -114,8 +115,7 @@ def record(out: Path, topics: list[str], storage: str = "mcap", duration: float 
             raise
     finally:
         writer.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_node(node)
     for topic in recorder.wanted:
         state = f"{recorder.counts[topic]} messages" if topic in recorder.counts else "never seen"
         print(f"[siam-bag] {topic}: {state}", flush=True)

@@ -6,9 +6,10 @@ project's recorder, and this test as the camera and the operator: it publishes t
 frame. The recorder must lose nothing, the bag must hold the init the node accepted, and
 ``eval`` scores the recorded run against the sequence's GT beside a real-time replay.
 
-Tolerance of the drop comparison: the live node and the replay run the same worker on the same
-frames at the same rate, but on a shared, busy machine at different moments, so their dropped
-shares agree only to within scheduling noise; the test accepts 0.25 of the frames.
+The live run's and the replay's dropped shares are printed, not compared: both depend on how
+busy the machine is at that moment (a run beside the suite's CPU-hog test once dropped 0.55 live
+against 0.27 replayed). That a real-time replay drops what the tracker cannot follow is tested
+in test_bag_tools, at 40 times the recorded rate, where it must.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ BAG_SEQ = SHARED / "sequences" / "vot" / "bag"
 PARITY = SHARED / "parity" / "pysot_siamrpn_alex_dwxcorr" / "weights.safetensors"
 BIN = Path(sys.executable).parent
 FRAMES, FPS = 60, 25.0
-DROP_TOLERANCE = 0.25
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> str:
@@ -173,7 +173,8 @@ def test_live_run_recorded_without_loss_then_scored_and_replayed(
     # Every status the node published is in the bag: its counters match the recorded frames.
     assert int(live["processed"]) == counts["/status"]
     assert int(live["processed"]) + int(live["dropped"]) == FRAMES
+    assert int(again["processed"]) + int(again["dropped"]) == FRAMES, again
+    assert int(live["processed"]) > 0 and int(again["processed"]) > 0, (live, again)
     live_share = int(live["dropped"]) / FRAMES
     replay_share = int(again["dropped"]) / FRAMES
-    assert abs(live_share - replay_share) <= DROP_TOLERANCE, (live, again)
     print(f"dropped: live {live_share:.2f}, real-time replay {replay_share:.2f}")
