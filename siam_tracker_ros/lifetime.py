@@ -57,14 +57,18 @@ def close_node(
 ) -> None:
     """Shut ``executor`` down, destroy ``node`` and shut its context down, or end the process.
 
-    Why the deadline: after a SIGTERM to six nodes at once on a loaded 2-core host, one of them
-    stayed for good inside ``destroy_node``, in rclpy's native node destruction (its stack ended
-    in ``self.__node.destroy_when_not_in_use()``: rcl_node_fini and the rmw/DDS layer under it;
-    CI, 2026-12-03, and here once in about a thousand such stops). rclpy's binding holds the GIL
-    through that call, so no Python thread can act then; the watchdog is
-    faulthandler's own C thread. Past ``deadline_s`` it prints every thread's Python stack to
-    stderr ("Timeout (0:00:10)!") and ends the process with status 1. Close files and bags
-    before calling this: nothing after the deadline runs.
+    Why the deadline: rclpy's native node destruction can deadlock inside Fast DDS. The last
+    node of a context destroys the DDS participant (rcl_node_fini -> rmw_destroy_node ->
+    rmw_fastrtps_shared_cpp::destroy_participant), which calls
+    ``DomainParticipant::set_listener`` and waits for any listener callback in progress. In
+    the hung processes (gdb, Fast DDS 3.2 of the Kilted wheels) that wait spun for good while a
+    discovery thread, handling another participant's departure, sat in the listener's
+    ``on_reader_discovery`` blocked on a mutex, and the other DDS threads queued behind it.
+    Seen in CI (2026-12-03) and here about once in 700 stops of six nodes at once beside busy
+    loops. rclpy's binding holds the GIL through that call, so no Python thread can act then;
+    the watchdog is faulthandler's own C thread. Past ``deadline_s`` it prints every thread's
+    Python stack to stderr ("Timeout (0:00:10)!") and ends the process with status 1. Close
+    files and bags before calling this: nothing after the deadline runs.
     """
     faulthandler.dump_traceback_later(deadline_s, exit=True)
     try:
