@@ -13,12 +13,14 @@ classifier is still training on a starved thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,9 @@ from siam_tracker_ros.lifetime import SHUTDOWN_POLL_S, TEARDOWN_DEADLINE_S, run_
 
 pytestmark = pytest.mark.ros
 PEER = Path(__file__).parent / "peers" / "sigterm_peer.py"
+# How long a process may take to end after SIGTERM: the 15 s this test always allowed, which
+# also holds a process that close_node's watchdog ends (10 s after its teardown began).
+STOP_S = TEARDOWN_DEADLINE_S + 5.0
 
 
 def test_guard_before_shutdown_still_stops_the_executor(ros_env) -> None:
@@ -73,8 +78,12 @@ def _stop(peers: list[subprocess.Popen], timeout: float) -> list[tuple[int | Non
     return outcomes
 
 
-def _peers(ros_env: dict[str, str], count: int, *args: str) -> list[subprocess.Popen]:
-    """``count`` sigterm peers, each started and inside its executor's wait."""
+@contextlib.contextmanager
+def _running_peers(
+    ros_env: dict[str, str], count: int, *args: str
+) -> Iterator[list[subprocess.Popen]]:
+    """``count`` sigterm peers, each started and inside its executor's wait; any still running
+    afterwards (a failed start included) is killed."""
     peers = [
         subprocess.Popen(
             [sys.executable, str(PEER), *args],
@@ -85,10 +94,16 @@ def _peers(ros_env: dict[str, str], count: int, *args: str) -> list[subprocess.P
         )
         for _ in range(count)
     ]
-    for peer in peers:
-        assert peer.stdout.readline().strip() == "ready", peer.communicate()[0]
-    time.sleep(1.0)  # all of them inside their executors' waits
-    return peers
+    try:
+        for peer in peers:
+            assert peer.stdout.readline().strip() == "ready", peer.communicate()[0]
+        time.sleep(1.0)  # all of them inside their executors' waits
+        yield peers
+    finally:
+        for peer in peers:
+            if peer.poll() is None:
+                peer.kill()
+                peer.communicate()
 
 
 def _watchdog_ended(code: int | None, out: str) -> bool:
@@ -100,34 +115,22 @@ def _watchdog_ended(code: int | None, out: str) -> bool:
 def test_every_process_stops_on_its_first_sigterm(ros_env) -> None:
     """A clean stop, or (rarely, on a loaded host) the teardown watchdog's bounded one; never a
     process still running."""
-    peers = _peers(ros_env, 6)
-    try:
-        outcomes = _stop(peers, timeout=15 + TEARDOWN_DEADLINE_S)
-        assert all(
-            (code == 0 and "stopped" in out) or _watchdog_ended(code, out) for code, out in outcomes
-        ), outcomes
-    finally:
-        for peer in peers:
-            if peer.poll() is None:
-                peer.kill()
-                peer.communicate()
+    with _running_peers(ros_env, 6) as peers:
+        outcomes = _stop(peers, timeout=STOP_S)
+    assert all(
+        (code == 0 and "stopped" in out) or _watchdog_ended(code, out) for code, out in outcomes
+    ), outcomes
 
 
 @pytest.mark.slow
 def test_a_teardown_blocked_holding_the_gil_still_ends_the_process(ros_env) -> None:
-    peers = _peers(ros_env, 1, "--hang-in-teardown", "2")
-    try:
+    with _running_peers(ros_env, 1, "--hang-in-teardown", "2") as peers:
         start = time.monotonic()
-        [(code, out)] = _stop(peers, timeout=15)
+        [(code, out)] = _stop(peers, timeout=STOP_S)
         took = time.monotonic() - start
-        assert _watchdog_ended(code, out), (code, out)
-        assert "Timeout (0:00:02)!" in out, out
-        assert took >= 2.0, f"ended after {took:.1f} s, before the deadline"
-    finally:
-        for peer in peers:
-            if peer.poll() is None:
-                peer.kill()
-                peer.communicate()
+    assert _watchdog_ended(code, out), (code, out)
+    assert "Timeout (0:00:02)!" in out, out
+    assert took >= 2.0, f"ended after {took:.1f} s, before the deadline"
 
 
 @pytest.mark.slow
@@ -189,7 +192,7 @@ def test_the_servo_stops_on_its_first_sigterm(ros_context, ros_env) -> None:
             assert time.monotonic() < deadline, "the servo never joined the graph"
             time.sleep(0.2)
         time.sleep(1.0)  # inside its executor's wait
-        [(code, out)] = _stop([servo], timeout=15 + TEARDOWN_DEADLINE_S)
+        [(code, out)] = _stop([servo], timeout=STOP_S)
         assert code == 0 or _watchdog_ended(code, out), (code, out)
     finally:
         probe.destroy_node()
