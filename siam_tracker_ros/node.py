@@ -121,7 +121,9 @@ def draw(image: Any, outcome: Outcome) -> Any:
 
 
 # Parameters whose change rebuilds the tracker (the old one serves until the new one is ready).
-RELOAD = frozenset({"model", "weights", "device", "long_term", "online", "precision", "graph_mode"})
+RELOAD = frozenset(
+    {"model", "weights", "device", "long_term", "report_lost", "online", "precision", "graph_mode"}
+)
 THRESHOLDS = frozenset({"lost_threshold", "recover_threshold", "appearance_low", "appearance_high"})
 RESUBSCRIBE = frozenset({"image_topic", "compressed", "qos_reliability", "qos_depth"})
 _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER}
@@ -292,7 +294,7 @@ class TrackerLogic:
             device = backend_device(backend, requested)
         except (ValueError, RuntimeError) as exc:
             raise ParamError("device", requested, str(exc)) from exc
-        long_term = self._long_term_overrides(params) if params["long_term"] else None
+        long_term = self._long_term_overrides(params)
         # the classifier trains on a worker thread: no frame waits for an update
         online = {"async_update": True} if params["online"] else None
         blame = "weights" if params["weights"] else "model"
@@ -336,14 +338,27 @@ class TrackerLogic:
         return tracker, device, f"{backend} {precision}"
 
     @staticmethod
-    def _long_term_overrides(params: dict[str, Any]) -> dict[str, float]:
+    def _long_term_overrides(params: dict[str, Any]) -> dict[str, Any] | None:
+        """The state machine's settings the parameters ask for (a ``LongTermConfig`` mapping),
+        None where neither ``long_term`` nor ``report_lost`` wants one; reporting only skips
+        the appearance check (``longterm.REPORT_ONLY`` says why)."""
+        from siam_core.tracker.longterm import REPORT_ONLY  # torch: not needed for --help
+
+        if params["long_term"]:
+            chosen = (
+                ("enter_threshold", params["lost_threshold"]),
+                ("leave_threshold", params["recover_threshold"]),
+                ("appearance_low", params["appearance_low"]),
+                ("appearance_high", params["appearance_high"]),
+            )
+            return {key: value for key, value in chosen if value != -1.0}
+        if not params["report_lost"]:
+            return None
         chosen = (
             ("enter_threshold", params["lost_threshold"]),
             ("leave_threshold", params["recover_threshold"]),
-            ("appearance_low", params["appearance_low"]),
-            ("appearance_high", params["appearance_high"]),
         )
-        return {key: value for key, value in chosen if value != -1.0}
+        return {**{key: value for key, value in chosen if value != -1.0}, **REPORT_ONLY}
 
     def _load_model(self) -> None:
         params = self._params
@@ -444,7 +459,8 @@ class TrackerLogic:
         base = self._tracker.tracker.cfg
         try:
             online = bool(params["online"]) or base.online is not None
-            return LongTermConfig.from_config(base, online, **self._long_term_overrides(params))
+            overrides = self._long_term_overrides(params) or {}
+            return LongTermConfig.from_config(base, online, **overrides)
         except ValueError as exc:
             name = _blamed(exc)
             raise ParamError(name, params[name], _user_names(exc)) from exc

@@ -82,24 +82,31 @@ PARAMETERS: tuple[Param, ...] = (
     Param("max_targets", 10, "most targets tracked at once (init_target with a target_id)", 1, 100),
     Param("long_term", False, "lost/recovered handling with a widening search while lost"),
     Param(
+        "report_lost",
+        True,
+        "long_term off: report LOST (no detection) while the score is below lost_threshold, "
+        "the short-term track itself unchanged; false: always TRACKING",
+    ),
+    Param(
         "lost_threshold",
         -1.0,
-        "long-term: LOST below this score; -1: the model config's (with online on, its "
-        "online_confidence_low first), else 0.8 (SiamFC: 0.3)",
+        "LOST below this score (long_term or report_lost); -1: the model config's (with "
+        "online on, its online_confidence_low first), else 0.8 (SiamFC: 0.3)",
         -1,
         1,
     ),
     Param(
         "recover_threshold",
         -1.0,
-        "long-term: RECOVERED above this score; -1: the model's, else 0.95 (SiamFC: 0.45)",
+        "RECOVERED above this score (long_term or report_lost); -1: the model's, else 0.95 "
+        "(SiamFC: 0.45)",
         -1,
         1,
     ),
     Param(
         "appearance_low",
         -1.0,
-        "long-term: LOST below this similarity of the box to the first frame's target; "
+        "long_term only: LOST below this similarity of the box to the first frame's target; "
         "-1: the model config's, else 0 (no check)",
         -1,
         1,
@@ -107,7 +114,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "appearance_high",
         -1.0,
-        "long-term: RECOVERED needs more than this similarity; -1: the model's, else 0",
+        "long_term only: RECOVERED needs more than this similarity; -1: the model's, else 0",
         -1,
         1,
     ),

@@ -19,7 +19,10 @@ else the paper's 0.8) as the LOST report, its precision and recall against IoU <
 ``--sweep T ...`` adds them at other thresholds from the same tracks; with ``--online``,
 ``--write OUT`` embeds the swept threshold with the best LOST F1 (precision and recall against
 IoU < 0.1) as the model's ``tracker.online_confidence_low``, its LOST threshold when the
-classifier runs (on training sequences only, as for ``search``).
+classifier runs (on training sequences only, as for ``search``). ``report_lost`` in the report
+is what the node's default reporting says on the same tracks: the state machine run over each
+sequence's scores in order (LOST below the threshold, RECOVERED above the leave threshold), its
+LOST frames counted against lost, partly-on (IoU 0.1-0.5) and on-target frames.
 
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
@@ -49,6 +52,7 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +66,9 @@ from siam_core.config import ONLINE_TUNED, Config, OnlineConfig  # noqa: E402
 from siam_core.data.sequences import Sequence, load_sequence  # noqa: E402
 from siam_core.eval.metrics import box_iou, ope_curves, ope_summary  # noqa: E402
 from siam_core.eval.runner import run_one_pass  # noqa: E402
-from siam_core.tracker.base import TrackResult  # noqa: E402
+from siam_core.tracker.base import TrackResult, TrackState  # noqa: E402
 from siam_core.tracker.drol import online_tracker  # noqa: E402
-from siam_core.tracker.longterm import LongTermConfig  # noqa: E402
+from siam_core.tracker.longterm import REPORT_ONLY, LongTermConfig, LostStateMachine  # noqa: E402
 from siam_core.tracker.siamrpn import SiamRPNTracker  # noqa: E402
 
 DEFAULT_GRID = {
@@ -229,6 +233,17 @@ def _f1(row: dict[str, float]) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
+def reported_lost(scores: np.ndarray, config: LongTermConfig) -> np.ndarray:
+    """Which frames of one sequence's track (its scores in order, frame 0's NaN first) the
+    report-only machine calls LOST: hysteresis included, so a frame's verdict depends on the
+    frames before it (the node's ``report_lost``)."""
+    machine = LostStateMachine(config)
+    out = np.zeros(len(scores), bool)
+    for i, value in enumerate(scores[1:], 1):
+        out[i] = machine.update(float(value)) is TrackState.LOST
+    return out
+
+
 def calibration(args: argparse.Namespace) -> int:
     if args.write and not (args.online and args.sweep):
         raise ValueError("--write chooses the online LOST threshold: it needs --online and --sweep")
@@ -238,7 +253,10 @@ def calibration(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else long_term.enter_threshold
     # the appearance check's LOST rule beside the score's: the model's appearance_low
     check = args.appearance if args.appearance is not None else long_term.appearance_low
-    scores, ious, looks = [], [], []
+    scores, ious, looks, machine = [], [], [], []
+    report_only = LongTermConfig(
+        **{**asdict(long_term), "enter_threshold": threshold, **REPORT_ONLY}
+    )
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
     runs = run(args.weights, cfg, seqs, online, check > 0, args.workers)
     for r in runs:
@@ -248,6 +266,8 @@ def calibration(args: argparse.Namespace) -> int:
         keep = iou >= 0  # frames with a usable ground-truth box
         scores.append(s[keep])
         ious.append(iou[keep])
+        # the machine sees every frame, absent ones included, as the tracker does
+        machine.append(reported_lost(r["scores"], report_only)[present][1:][keep])
         looks.append(r["appearance"][present][1:][keep] if check > 0 else np.ones(int(keep.sum())))
     score, iou, look = np.concatenate(scores), np.concatenate(ious), np.concatenate(looks)
     lost, on = iou < 0.1, iou > 0.5
@@ -270,6 +290,21 @@ def calibration(args: argparse.Namespace) -> int:
             "on_target_reported_lost": int((below & on).sum()),
         }
 
+    said = np.concatenate(machine)
+    partly = ~lost & ~on
+    states = {
+        "enter_threshold": report_only.enter_threshold,
+        "leave_threshold": report_only.leave_threshold,
+        "reported_lost": int(said.sum()),
+        "lost_reported": int((said & lost).sum()),
+        "lost_frames": int(lost.sum()),
+        "partly_on_reported": int((said & partly).sum()),
+        "partly_on_frames": int(partly.sum()),
+        "on_target_reported_lost": int((said & on).sum()),
+        "on_target_frames": int(on.sum()),
+        "lost_precision": int((said & lost).sum()) / max(1, int(said.sum())),
+        "lost_recall": int((said & lost).sum()) / max(1, int(lost.sum())),
+    }
     summary = ope_summary([r["curves"] for r in runs])
     result = {
         "frames": len(score),
@@ -277,6 +312,7 @@ def calibration(args: argparse.Namespace) -> int:
         "iou_above_0.5": dist(on, score),
         **lost_report(threshold),
         "sweep": [lost_report(t) for t in args.sweep or []],
+        "report_lost": states,
         "online": online,
         "auc": float(summary["auc"]),
         "precision20": float(summary["precision"]),

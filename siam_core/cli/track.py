@@ -3,6 +3,7 @@
     siam-track SOURCE [--weights FILE] [--model NAME] [--init x,y,w,h] --out track.json
                [--save-video out.mp4] [--device auto|cpu|cuda] [--threads N] [--max-frames N]
                [--backend auto|torch|onnxruntime|openvino|tensorrt] [--online] [--long-term]
+               [--report-lost]
                [--precision auto|fp32|fp16|bf16|int8] [--graph-mode eager|cuda_graph|compile]
 
 SOURCE is a video file (anything OpenCV decodes), a sequence folder with ground truth (OTB,
@@ -15,7 +16,9 @@ tracker: long-term configs track long-term, ``dasiamrpn_*`` with the official Da
 conventions. ``--online`` adds DROL's online classifier to any RPN-family model (a ``drol_*``
 preset has it already). ``--long-term`` tracks any model, of either family, with the long-term
 state machine (LOST / RECOVERED, a wider search while lost) and the model config's long-term
-settings, else the paper's (SiamFC models: the SiamFC thresholds). Frame 0 is the given box
+settings, else the paper's (SiamFC models: the SiamFC thresholds). ``--report-lost`` keeps the
+short-term track unchanged and only reports its state: LOST below the same lost threshold
+(the node's default, ``report_lost``). Frame 0 is the given box
 with state ``INIT`` and score null. Heavy modules (torch, OpenCV) load after the arguments are
 parsed, so ``--help`` and argument errors answer at once.
 """
@@ -28,9 +31,9 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siam_core.deploy import BACKENDS, GRAPH_MODES, PRECISIONS
 from siam_core.threads import AUTO, set_threads
@@ -110,11 +113,18 @@ def _parser() -> argparse.ArgumentParser:
         help="add DROL's online classifier (the paper's settings, or those embedded in the "
         "model: tracker.online_*; a drol_ preset's own)",
     )
-    p.add_argument(
+    lost = p.add_mutually_exclusive_group()
+    lost.add_argument(
         "--long-term",
         action="store_true",
         help="long-term mode: LOST/RECOVERED states and a wider search while lost (long-term "
         "configs such as siamrpn_r50_l234_dwxcorr_lt have it without asking)",
+    )
+    lost.add_argument(
+        "--report-lost",
+        action="store_true",
+        help="the short-term track unchanged, its state LOST while the score is below the lost "
+        "threshold and RECOVERED above the recover threshold (the node's default)",
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -165,6 +175,18 @@ def _limited(frames: Iterable[np.ndarray], limit: int | None) -> Iterator[np.nda
         yield frame
 
 
+def _long_term(args: argparse.Namespace) -> Mapping[str, Any] | None:
+    """``zoo.load_tracker``'s ``long_term`` for the flags: the config's long-term mode, its
+    report-only form, or neither."""
+    if args.long_term:
+        return {}
+    if args.report_lost:
+        from siam_core.tracker.longterm import REPORT_ONLY
+
+        return REPORT_ONLY
+    return None
+
+
 def run(args: argparse.Namespace) -> dict:
     """Track and return the JSON document (also written to ``args.out``)."""
     for target in (args.out, args.save_video):
@@ -191,7 +213,7 @@ def run(args: argparse.Namespace) -> dict:
         args.model or "",
         weights,
         args.device,
-        long_term={} if args.long_term else None,
+        long_term=_long_term(args),
         backend=backend,
         threads=threads,
         online={} if args.online else None,

@@ -17,6 +17,12 @@ While LOST the search region grows through ``lost_instance_sizes`` (one size per
 ``lost_window_influence``; the paper uses one step 255 -> 767 with thresholds 0.8 / 0.95, pysot's
 ``SiamRPNLTTracker`` one step to 831 with window 0.001 and thresholds 0.8 / 0.998.
 
+With ``redetect=False`` the machine only reports: the wrapped tracker runs its own short-term
+step unchanged (same boxes, same search, no box held, no wider search, no appearance check
+unless asked for), and the state says where its score fell. This is the node's default
+(``report_lost``): a short-term tracker whose box sits on background at a score of 0.02 says
+LOST instead of TRACKING, at no cost in accuracy or time.
+
 Box updates follow pysot's ``SiamRPNLTTracker`` exactly (``pysot/tracker/siamrpnlt_tracker.py``):
 a frame whose score is below ``enter_threshold`` keeps the previous centre and size (the last
 confident box is held and reported, clipped to the image); any other frame updates them, also
@@ -32,8 +38,9 @@ import itertools
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -60,6 +67,13 @@ PYSOT_LOST_WINDOW = 0.001
 # RECOVERED above 0.45 (0.4 % of hidden frames).
 SIAMFC_ENTER = 0.3
 SIAMFC_LEAVE = 0.45
+# The overrides that make a long-term config report only (the node's ``report_lost``,
+# ``siam-track --report-lost``): no wider search, no held box, no appearance check (its
+# template pass costs about a quarter of a frame, and with the default model it calls 14 % of
+# on-target frames LOST: MODEL_CARD "Appearance check").
+REPORT_ONLY: Mapping[str, Any] = MappingProxyType(
+    {"redetect": False, "appearance_low": 0.0, "appearance_high": 0.0}
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class LongTermConfig:
     frames_per_step: int = 1
     appearance_low: float = 0.0  # LOST below this appearance similarity; 0: no check
     appearance_high: float = 0.0  # RECOVERED needs more than this as well; 0: no check
+    redetect: bool = True  # False: report the state only, the short-term track unchanged
 
     @property
     def checks_appearance(self) -> bool:
@@ -117,6 +132,8 @@ class LongTermConfig:
                 )
         if any(b <= a for a, b in itertools.pairwise(sizes)):
             raise ValueError(f"longterm.lost_instance_sizes must increase strictly, got {sizes}")
+        if not isinstance(self.redetect, bool):
+            raise ValueError(f"longterm.redetect must be true or false, got {self.redetect!r}")
         steps = self.frames_per_step
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"longterm.frames_per_step must be an integer >= 1, got {steps!r}")
@@ -254,6 +271,8 @@ class LongTermTracker(Tracker):
     With ``siamrpn_r50_l234_dwxcorr_lt`` and its config's settings this is pysot's
     ``SiamRPNLTTracker``, frame for frame. A distractor-aware inner tracker learns its templates
     only on confident frames outside the lost state (as DROL adds no samples while lost).
+    With ``config.redetect`` False it only reports the state of the wrapped tracker's own,
+    unchanged track (the module's docstring).
     """
 
     def __init__(
@@ -274,7 +293,8 @@ class LongTermTracker(Tracker):
             )
         self.tracker = tracker
         self.machine = LostStateMachine(self.config)
-        self.name = f"{tracker.name}+longterm"
+        # reporting only tracks as the wrapped tracker does, so it keeps that tracker's name
+        self.name = f"{tracker.name}+longterm" if self.config.redetect else tracker.name
 
     @property
     def state(self) -> TrackState:
@@ -302,22 +322,54 @@ class LongTermTracker(Tracker):
         self.config.check_for(self.tracker.cfg)  # a tracker may pick its size per target
         self.machine.reset()
 
-    def _track(self, image: np.ndarray) -> TrackResult:
+    def search_plan(self) -> tuple[int | None, float | None]:
+        """The (instance size, window influence) this frame's search will ask for; (None,
+        None) where it is the wrapped tracker's own (reporting only, ``redetect=False``), so a
+        batched pass (``MultiTracker``) prefetches exactly what the step will read."""
+        if not self.config.redetect:
+            return None, None
+        t = self.tracker.cfg.tracker
+        return self.machine.plan(t.instance_size, t.window_influence)
+
+    def _appearance(self, image: np.ndarray, box: Box, score: float) -> float | None:
+        """The appearance check's similarity at ``box``, or None where it does not run (off,
+        or the score alone already puts the frame below ``enter_threshold``)."""
+        if not self.config.checks_appearance or score < self.config.enter_threshold:
+            return None
+        return self.tracker.appearance(image, box)  # type: ignore[union-attr]
+
+    def _gated(self, score: float) -> float:
+        """The score the machine sees: an online classifier may veto the Siamese score
+        (``DROLTracker.gate_score``)."""
         inner = self.tracker
-        t = inner.cfg.tracker
-        size, window = self.machine.plan(t.instance_size, t.window_influence)
+        return inner.gate_score(score) if isinstance(inner, DROLTracker) else score
+
+    def _report(self, image: np.ndarray) -> TrackResult:
+        """``redetect=False``: the wrapped tracker's own step, its state from its score."""
+        res = self.tracker._track(image)  # the image is validated by ``track``
+        score = self._gated(res.score)
+        t0 = time.perf_counter()
+        appearance = self._appearance(image, res.box, score)
+        timings = dict(res.timings)
+        if appearance is not None:
+            timings["appearance"] = time.perf_counter() - t0
+        state = self.machine.update(score, 1.0 if appearance is None else appearance)
+        return replace(res, state=state, timings=timings, appearance=appearance)
+
+    def _track(self, image: np.ndarray) -> TrackResult:
+        if not self.config.redetect:
+            return self._report(image)
+        inner = self.tracker
+        size, window = self.search_plan()
         was_lost = self.machine.state is TrackState.LOST
         res = inner.search(image, instance_size=size, window_influence=window)
         t0 = time.perf_counter()
-        # an online classifier may veto the Siamese score (DROLTracker.gate_score)
-        score = inner.gate_score(res.score) if isinstance(inner, DROLTracker) else res.score
+        score = self._gated(res.score)
         timings = dict(res.timings)
-        appearance = None
-        if self.config.checks_appearance and score >= self.config.enter_threshold:
-            # below enter_threshold the frame is LOST, or stays LOST, whatever it looks like
-            box = (res.cx - res.width / 2, res.cy - res.height / 2, res.width, res.height)
-            t1 = time.perf_counter()
-            appearance = inner.appearance(image, box)  # type: ignore[union-attr]
+        found = (res.cx - res.width / 2, res.cy - res.height / 2, res.width, res.height)
+        t1 = time.perf_counter()
+        appearance = self._appearance(image, found, score)
+        if appearance is not None:
             timings["appearance"] = time.perf_counter() - t1
         check = 1.0 if appearance is None else appearance
         confident = self.machine.confident(score, check)

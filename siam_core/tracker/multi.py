@@ -197,8 +197,7 @@ class MultiTracker:
     def _plan(self, target: Tracker) -> tuple[int | None, float | None]:
         """The (instance size, window) the target's own ``track`` will ask ``search`` for."""
         if isinstance(target, LongTermTracker):
-            t = self.cfg.tracker
-            return target.machine.plan(t.instance_size, t.window_influence)
+            return target.search_plan()
         return None, None
 
     def track(self, image: np.ndarray) -> dict[TargetId, TrackResult]:

@@ -68,6 +68,28 @@ def test_video_with_init_matches_pysot_and_writes_video(tmp_path: Path, capsys) 
     assert written[0][140:252, 312:318, 1].mean() > 150
 
 
+def test_report_lost_keeps_the_boxes_and_reports_the_state(ours: Path, tmp_path: Path, capsys):
+    """``--report-lost``: the same boxes and scores as the plain run, LOST by the config's
+    thresholds (here raised in a copy so these weights' scores fall below them); it and
+    ``--long-term`` exclude each other."""
+    cfg = load_config(NAME).replace_tracker(confidence_low=0.995, confidence_high=0.999)
+    model = build_model(cfg)
+    model.load_state_dict(read_state_dict(need(PARITY) / "weights.safetensors"))
+    strict = save_checkpoint(model, cfg, tmp_path / "strict.safetensors")
+    docs = {}
+    for flag in ("", "--report-lost"):
+        out = tmp_path / f"t{flag}.json"
+        argv = [str(need(BAG)), "--weights", str(strict), "--init", "315,140,112,112"]
+        assert main([*argv, "--out", str(out), "--max-frames", "6", "--quiet", *flag.split()]) == 0
+        docs[flag] = json.loads(out.read_text())["frames"]
+    assert [f["box"] for f in docs[""]] == [f["box"] for f in docs["--report-lost"]]
+    assert {f["state"] for f in docs[""][1:]} == {"TRACKING"}
+    assert docs["--report-lost"][1]["state"] == "LOST"
+    with pytest.raises(SystemExit):
+        main([str(BAG), "--weights", str(ours), "--out", "x", "--long-term", "--report-lost"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_otb_and_vot_folders_start_from_ground_truth(ours: Path, tmp_path: Path) -> None:
     for seq in (SEQUENCES / "otb" / "Crossing", SEQUENCES / "vot" / "bag"):
         out = tmp_path / f"{seq.name}.json"

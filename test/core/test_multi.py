@@ -14,7 +14,7 @@ from _siamrpn_data import BAG, PARITY, need, read_video
 from siam_core.checkpoint import load_checkpoint
 from siam_core.config import load_config
 from siam_core.tracker.base import TrackState
-from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.longterm import REPORT_ONLY, LongTermConfig, LongTermTracker
 from siam_core.tracker.multi import MultiTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
@@ -94,3 +94,36 @@ def test_long_term_targets_widen_their_own_search(alex, frames) -> None:
         sizes.add(res["a"].search_region[2])
     assert multi.state("a") is TrackState.LOST
     assert len(sizes) > 1  # the lost target's search region grew
+
+
+def test_report_only_targets_keep_their_short_term_tracks_in_one_pass(
+    alex, frames, monkeypatch
+) -> None:
+    """Reporting-only targets (the node's default) follow their plain single-target tracks
+    and report LOST by score, and the batched pass serves their step: one crop per target per
+    frame, none cut again because the prefetched search did not match what the step asked."""
+    model, cfg = alex
+    lt = {"enter_threshold": 0.99, "leave_threshold": 0.999, **REPORT_ONLY}
+    multi = MultiTracker(model, cfg, long_term=lt)
+    singles = {tid: SiamRPNTracker(model, cfg) for tid in ("a", "b")}
+    for tid, box in zip(singles, (BOXES["bag"], BOXES["left"]), strict=True):
+        multi.add(tid, frames[0], box)
+        singles[tid].init(frames[0], box)
+    crops = []
+    cut = SiamRPNTracker._search_patch
+
+    def counted(self, *args, **kwargs):
+        crops.append(1)
+        return cut(self, *args, **kwargs)
+
+    monkeypatch.setattr(SiamRPNTracker, "_search_patch", counted)
+    states = set()
+    for frame in frames[1:12]:
+        res = multi.track(frame)
+        for tid, single in singles.items():
+            ref = single.track(frame)
+            assert np.abs(np.subtract(res[tid].box, ref.box)).max() < 1e-2
+            assert np.abs(np.subtract(res[tid].search_region, ref.search_region)).max() < 1e-2
+            states.add(res[tid].state)
+    assert len(crops) == 11 * 2 * 2  # 11 frames, 2 targets: the batch's and each single's
+    assert TrackState.LOST in states  # seeded weights score below 0.99

@@ -23,8 +23,10 @@ from siam_core.models.model import build_model
 from siam_core.tracker.base import TrackState
 from siam_core.tracker.distractor import DistractorAwareTracker, DistractorConfig
 from siam_core.tracker.longterm import (
+    REPORT_ONLY,
     LongTermConfig,
     LongTermTracker,
+    LostStateMachine,
     build_longterm_tracker,
 )
 from siam_core.tracker.siamrpn import SiamRPNTracker, build_tracker
@@ -348,6 +350,62 @@ def test_target_hidden_by_background_is_lost_then_reacquired() -> None:
     assert min(after) > 0.4 and np.mean(after) > 0.5
 
 
+def _states_of(scores, config: LongTermConfig) -> list[TrackState]:
+    """The states the pure machine gives a run of scores (what reporting must report)."""
+    machine = LostStateMachine(config)
+    return [machine.update(score) for score in scores]
+
+
+def test_report_only_keeps_the_short_term_track_and_reports_lost() -> None:
+    """``redetect=False`` on the same hidden clip: every box, score and search region is the
+    plain short-term tracker's, to the bit (nothing held, no wider search), and the state is
+    the machine's verdict on those scores: LOST while the bag is hidden, RECOVERED once it is
+    back. This is what the node reports by default (``report_lost``)."""
+    start, end = 76, 118
+    seq, frames = _hidden_clip("vot/bag", start, HIDE, end)
+    model, cfg = cosine_double(seq.gt[start])
+    config = LongTermConfig(**REPORT_ONLY)
+    report = LongTermTracker(SiamRPNTracker(model, cfg), config)
+    assert report.name == report.tracker.name  # the same track, so the same name
+    results = _run_hidden(report, seq, frames, start)
+    plain = _run_hidden(SiamRPNTracker(model, cfg), seq, frames, start)
+    assert [r.box for r in results] == [r.box for r in plain]
+    assert [r.score for r in results] == [r.score for r in plain]
+    assert {r.search_region[2] for r in results} == {r.search_region[2] for r in plain}
+    states = [r.state for r in results]
+    assert states == _states_of([r.score for r in plain], config)
+    index = {start + 1 + i: r for i, r in enumerate(results)}
+    assert all(index[i].state is T for i in range(start + 1, HIDE.start))
+    first_lost = next(i for i in HIDE if index[i].state is L)
+    assert first_lost - HIDE.start <= 2
+    assert R in states[first_lost - start :]
+    assert report.search_plan() == (None, None)  # the wrapped tracker's own search
+
+
+@pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(), reason=f"no trained default model at {DEFAULT_WEIGHTS}"
+)
+def test_default_model_online_report_only_matches_its_short_term_track() -> None:
+    """The node's default pairing: the embedded model with DROL's classifier, reporting only.
+    Boxes and scores equal the classifier-tracked short-term run's (its updates and template
+    included); the hidden bag is reported LOST. Long-term mode on the same frames holds its
+    box instead, so its boxes differ: the two modes are not the same tracker."""
+    start, end = 76, 112
+    seq, frames = _hidden_clip("vot/bag", start, HIDE, end)
+    report = load_tracker(long_term=REPORT_ONLY, online={}, device="cpu")
+    plain = load_tracker(online={}, device="cpu")
+    got = _run_hidden(report, seq, frames, start)
+    ref = _run_hidden(plain, seq, frames, start)
+    assert [r.box for r in got] == [r.box for r in ref]
+    assert [r.score for r in got] == [r.score for r in ref]
+    assert all(r.appearance is None for r in got)  # no appearance check when reporting
+    index = {start + 1 + i: r for i, r in enumerate(got)}
+    assert any(index[i].state is L for i in HIDE)
+    assert all(r.state is TrackState.TRACKING for r in ref)
+    held = _run_hidden(load_tracker(long_term={}, online={}, device="cpu"), seq, frames, start)
+    assert [r.box for r in held] != [r.box for r in ref]
+
+
 def test_distractor_aware_tracker_learns_only_outside_the_lost_state() -> None:
     start, end = 76, 100
     seq, frames = _hidden_clip("vot/bag", start, HIDE, end)
@@ -442,6 +500,8 @@ def test_bad_input_and_configuration(bag_frames, reference) -> None:
         build_longterm_tracker(NAME, config={"enter_threshold": 0.99, "leave_threshold": 0.9})
     with pytest.raises(ValueError, match="unknown key"):
         build_longterm_tracker(NAME, config={"lost_size": 767})
+    with pytest.raises(ValueError, match="redetect must be true or false"):
+        LongTermConfig(redetect="no")  # type: ignore[arg-type]
 
 
 def test_entry_points_build_the_tracker_the_config_names(tmp_path) -> None:

@@ -575,6 +575,25 @@ def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None
     assert counts == sorted(counts) and counts[-1] == doc["frames"]  # every score is below 1.01
     lost = doc["iou_below_0.1"]["frames"]
     assert sweep[1.01]["lost_recall"] == (1.0 if lost else 0.0)
+    # the report-only machine on the same scores: LOST on at least the frames below 0.8 (it
+    # stays LOST until a score passes 0.95), its counts split over the IoU classes
+    machine = doc["report_lost"]
+    assert (machine["enter_threshold"], machine["leave_threshold"]) == (0.8, 0.95)
+    assert machine["reported_lost"] >= doc["reported_lost"]
+    parts = ("lost_reported", "partly_on_reported", "on_target_reported_lost")
+    assert sum(machine[k] for k in parts) == machine["reported_lost"]
+    assert machine["lost_frames"] == lost
+    assert machine["on_target_frames"] == doc["iou_above_0.5"]["frames"]
+
+
+def test_reported_lost_follows_the_machine_with_hysteresis() -> None:
+    """``reported_lost`` is the state machine's verdict frame by frame: a dip below the enter
+    threshold stays LOST until a score passes the leave threshold (0.9 in between stays LOST)."""
+    _, tune = _girl_and_tune_tracker()
+    config = tune.LongTermConfig(enter_threshold=0.8, leave_threshold=0.95)
+    scores = np.array([np.nan, 0.99, 0.5, 0.9, 0.97, 0.85, 0.7])
+    got = tune.reported_lost(scores, config)
+    assert got.tolist() == [False, False, True, True, False, False, True]
 
 
 def test_tune_tracker_calibration_leaves_out_frames_without_the_target(tmp_path: Path) -> None:

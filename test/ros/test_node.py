@@ -460,6 +460,46 @@ def test_long_term_mode_reports_lost_and_widens_the_search(ros_context, start_no
     assert driver.status[-1].model == "siamrpn_alex_dwxcorr+longterm"
 
 
+def test_default_reports_lost_by_score_on_the_unchanged_track(
+    ros_context, start_node, clip
+) -> None:
+    """``long_term`` off and ``report_lost`` at its default (true): with thresholds above these
+    weights' scores the node says LOST and publishes no detection, yet keeps the short-term
+    track (every status's search region is a plain local tracker's, none widened, none held);
+    ``report_lost:=false`` on the same frames says TRACKING with a detection each frame."""
+    start_node(
+        "/report", "lost_threshold:=0.995", "recover_threshold:=0.999", "qos_reliability:=reliable"
+    )
+    start_node(
+        "/noreport",
+        "lost_threshold:=0.995",
+        "recover_threshold:=0.999",
+        "report_lost:=false",
+        "qos_reliability:=reliable",
+    )
+    local = load_tracker("siamrpn_alex_dwxcorr", str(PARITY / "weights.safetensors"), "cpu")
+    report, plain = Driver(ros_context, "/report"), Driver(ros_context, "/noreport")
+    report.start_on(clip["frames"][0], clip["init"])
+    plain.start_on(clip["frames"][0], clip["init"])
+    local.init(clip["frames"][0], clip["init"])
+    states = []
+    for k in range(1, 6):
+        msg = frame_msg(clip["frames"][k], k)
+        status, other = report.step(msg), plain.step(msg)
+        x, _, side, _ = local.track(clip["frames"][k]).search_region
+        region = status.search_region
+        assert abs(region.size_x - side) < 1e-3, (k, region.size_x, side)
+        assert abs(region.center.position.x - (x + side / 2)) < 1e-3
+        assert len(report.detections_for(msg).detections) == (
+            0 if status.state == TrackerStatus.LOST else 1
+        )
+        assert other.state == TrackerStatus.TRACKING
+        assert len(plain.detections_for(msg).detections) == 1
+        states.append(status.state)
+    assert states[0] == TrackerStatus.LOST, states
+    assert report.status[-1].model == "siamrpn_alex_dwxcorr"  # the same tracker, reporting
+
+
 def test_online_parameter_adds_drol_without_blocking_frames(ros_context, start_node, clip) -> None:
     """online:=true wraps the model in DROL's online classifier; its first-frame training and
     updates run on a worker thread, so every frame is answered meanwhile."""
@@ -498,13 +538,15 @@ def test_official_dasiamrpn_file_through_the_weights_parameter(
     )
     official = tmp_path / "SiamRPNVOT.model"
     torch.save(ours_to_official(model.state_dict()), official)
-    # online:=true (the default) is not applied to the official conventions: same boxes
+    # online:=true (the default) is not applied to the official conventions: same boxes;
+    # random weights score below the lost threshold, so the state is not reported from them
     start_node(
         "/dasiam",
         "model:=dasiamrpn_vot",
         f"weights:={official}",
         "qos_reliability:=reliable",
         "online:=true",
+        "report_lost:=false",
     )
     local = load_tracker("dasiamrpn_vot", str(official), "cpu")
     assert isinstance(local, OfficialSiamRPNTracker)
