@@ -22,7 +22,8 @@ IoU < 0.1) as the model's ``tracker.online_confidence_low``, its LOST threshold 
 classifier runs (on training sequences only, as for ``search``). ``report_lost`` in the report
 is what the node's default reporting says on the same tracks: the state machine run over each
 sequence's scores in order (LOST below the threshold, RECOVERED above the leave threshold), its
-LOST frames counted against lost, partly-on (IoU 0.1-0.5) and on-target frames.
+LOST frames counted against lost, partly-on (IoU 0.1-0.5) and on-target frames
+(``report_lost_sweep``: the same at each swept threshold below the leave threshold).
 
     python tools/tune_tracker.py search siam_core/weights/default.safetensors --paths ... \\
         --max-frames 120 --json out/tune.json --write runs/tuned.safetensors
@@ -253,10 +254,7 @@ def calibration(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else long_term.enter_threshold
     # the appearance check's LOST rule beside the score's: the model's appearance_low
     check = args.appearance if args.appearance is not None else long_term.appearance_low
-    scores, ious, looks, machine = [], [], [], []
-    report_only = LongTermConfig(
-        **{**asdict(long_term), "enter_threshold": threshold, **REPORT_ONLY}
-    )
+    scores, ious, looks, tracks = [], [], [], []
     online = {**dict(args.online_set or []), "async_update": False} if args.online else None
     runs = run(args.weights, cfg, seqs, online, check > 0, args.workers)
     for r in runs:
@@ -266,8 +264,7 @@ def calibration(args: argparse.Namespace) -> int:
         keep = iou >= 0  # frames with a usable ground-truth box
         scores.append(s[keep])
         ious.append(iou[keep])
-        # the machine sees every frame, absent ones included, as the tracker does
-        machine.append(reported_lost(r["scores"], report_only)[present][1:][keep])
+        tracks.append((r["scores"], present, keep))
         looks.append(r["appearance"][present][1:][keep] if check > 0 else np.ones(int(keep.sum())))
     score, iou, look = np.concatenate(scores), np.concatenate(ious), np.concatenate(looks)
     lost, on = iou < 0.1, iou > 0.5
@@ -290,21 +287,30 @@ def calibration(args: argparse.Namespace) -> int:
             "on_target_reported_lost": int((below & on).sum()),
         }
 
-    said = np.concatenate(machine)
     partly = ~lost & ~on
-    states = {
-        "enter_threshold": report_only.enter_threshold,
-        "leave_threshold": report_only.leave_threshold,
-        "reported_lost": int(said.sum()),
-        "lost_reported": int((said & lost).sum()),
-        "lost_frames": int(lost.sum()),
-        "partly_on_reported": int((said & partly).sum()),
-        "partly_on_frames": int(partly.sum()),
-        "on_target_reported_lost": int((said & on).sum()),
-        "on_target_frames": int(on.sum()),
-        "lost_precision": int((said & lost).sum()) / max(1, int(said.sum())),
-        "lost_recall": int((said & lost).sum()) / max(1, int(lost.sum())),
-    }
+
+    def machine_report(t: float) -> dict[str, float]:
+        """The report-only machine (LOST below ``t``, the model's leave threshold) over each
+        sequence's scores in order, absent frames included as the tracker saw them, counted on
+        the scored frames."""
+        config = LongTermConfig(**{**asdict(long_term), "enter_threshold": t, **REPORT_ONLY})
+        said = np.concatenate(
+            [reported_lost(s, config)[present][1:][keep] for s, present, keep in tracks]
+        )
+        found = int((said & lost).sum())
+        return {
+            "enter_threshold": t,
+            "leave_threshold": config.leave_threshold,
+            "reported_lost": int(said.sum()),
+            "lost_reported": found,
+            "lost_frames": int(lost.sum()),
+            "partly_on_reported": int((said & partly).sum()),
+            "partly_on_frames": int(partly.sum()),
+            "on_target_reported_lost": int((said & on).sum()),
+            "on_target_frames": int(on.sum()),
+            "lost_precision": found / max(1, int(said.sum())),
+            "lost_recall": found / max(1, int(lost.sum())),
+        }
     summary = ope_summary([r["curves"] for r in runs])
     result = {
         "frames": len(score),
@@ -312,7 +318,11 @@ def calibration(args: argparse.Namespace) -> int:
         "iou_above_0.5": dist(on, score),
         **lost_report(threshold),
         "sweep": [lost_report(t) for t in args.sweep or []],
-        "report_lost": states,
+        "report_lost": machine_report(threshold),
+        # a swept threshold at or above the leave threshold makes no machine: left out
+        "report_lost_sweep": [
+            machine_report(t) for t in args.sweep or [] if t < long_term.leave_threshold
+        ],
         "online": online,
         "auc": float(summary["auc"]),
         "precision20": float(summary["precision"]),

@@ -584,6 +584,9 @@ def test_tune_tracker_calibration_sweeps_lost_thresholds(tmp_path: Path) -> None
     assert sum(machine[k] for k in parts) == machine["reported_lost"]
     assert machine["lost_frames"] == lost
     assert machine["on_target_frames"] == doc["iou_above_0.5"]["frames"]
+    swept = {row["enter_threshold"]: row for row in doc["report_lost_sweep"]}
+    assert list(swept) == [0.2, 0.8] and swept[0.8] == machine  # 1.01: no machine
+    assert swept[0.2]["reported_lost"] <= machine["reported_lost"]
 
 
 def test_reported_lost_follows_the_machine_with_hysteresis() -> None:
