@@ -311,6 +311,7 @@ def calibration(args: argparse.Namespace) -> int:
             "lost_precision": found / max(1, int(said.sum())),
             "lost_recall": found / max(1, int(lost.sum())),
         }
+
     summary = ope_summary([r["curves"] for r in runs])
     result = {
         "frames": len(score),
