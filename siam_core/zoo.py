@@ -27,7 +27,7 @@ from siam_core.threads import parse_threads
 from siam_core.tracker.base import Tracker
 from siam_core.tracker.dasiamrpn import OFFICIAL, OfficialSiamRPNTracker
 from siam_core.tracker.drol import online_tracker
-from siam_core.tracker.longterm import LongTermConfig, LongTermTracker
+from siam_core.tracker.longterm import REPORT_ONLY, LongTermConfig, LongTermTracker
 from siam_core.tracker.siamrpn import SiamRPNTracker
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
@@ -252,9 +252,25 @@ def build(
     if online is not None:
         tracker = online_tracker(tracker, dict(online))  # type: ignore[arg-type]
     _gpu_options(tracker, *gpu)
-    if long_term is None and cfg.tracker.lost_instance_size is None:
+    settings = _long_term_settings(cfg, long_term)
+    if settings is None:
         return tracker
-    return LongTermTracker(tracker, LongTermConfig.for_tracker(tracker, **(long_term or {})))
+    return LongTermTracker(tracker, LongTermConfig.for_tracker(tracker, **settings))
+
+
+def _long_term_settings(
+    cfg: Config, long_term: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The long-term overrides a tracker of ``cfg`` gets, None for none. A long-term config
+    (``lost_instance_size``, e.g. pysot's ``_lt``) always tracks long-term, as pysot runs it with
+    ``SiamRPNLTTracker``: asked to report only (``REPORT_ONLY``, the node's default), it keeps
+    its held box, wider search and appearance check, with the thresholds asked for."""
+    if cfg.tracker.lost_instance_size is None:
+        return long_term
+    given = dict(long_term or {})
+    if given.get("redetect") is False:
+        given = {key: value for key, value in given.items() if key not in REPORT_ONLY}
+    return given
 
 
 def _build_drol_siamfc(
@@ -275,11 +291,22 @@ def _build_drol_siamfc(
             f"online learning on a SiamFC model follows DROL's SiamFC procedure: use a "
             f"drol_siamfc_alex_upxcorr_* preset, not '{cfg.name}' (--online wraps RPN models)"
         )
-    if backend != "torch" or long_term is not None:
-        raise ValueError(f"'{cfg.name}' runs on the torch backend, in short-term mode only")
+    # its own step only: long-term mode's held box and wider search are not DROL's SiamFC
+    # procedure, but reporting the state of that step (``REPORT_ONLY``) changes nothing in it
+    reporting = (
+        long_term is not None and LongTermConfig.check_keys(long_term).get("redetect") is False
+    )
+    if backend != "torch" or (long_term is not None and not reporting):
+        raise ValueError(
+            f"'{cfg.name}' runs on the torch backend, in short-term mode only (its state "
+            "reported, or not)"
+        )
     settings = cfg.online.replace(**online) if online else cfg.online
     net = load_siamdw_model(cfg, weights)
-    return DROLSiamFCTracker(net, cfg, settings, device=device)  # type: ignore[arg-type]
+    tracker = DROLSiamFCTracker(net, cfg, settings, device=device)  # type: ignore[arg-type]
+    if long_term is None:
+        return tracker
+    return LongTermTracker(tracker, LongTermConfig.for_tracker(tracker, **long_term))
 
 
 def _gpu_options(
@@ -319,6 +346,7 @@ def _build_siamdw(
         tracker = SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
     else:
         tracker = SiamDWRPNTracker(net, cfg, device=device)
-    if long_term is None and cfg.tracker.lost_instance_size is None:
+    settings = _long_term_settings(cfg, long_term)
+    if settings is None:
         return tracker
-    return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **(long_term or {})))
+    return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **settings))

@@ -344,21 +344,18 @@ class TrackerLogic:
         the appearance check (``longterm.REPORT_ONLY`` says why)."""
         from siam_core.tracker.longterm import REPORT_ONLY  # torch: not needed for --help
 
-        if params["long_term"]:
-            chosen = (
-                ("enter_threshold", params["lost_threshold"]),
-                ("leave_threshold", params["recover_threshold"]),
-                ("appearance_low", params["appearance_low"]),
-                ("appearance_high", params["appearance_high"]),
-            )
-            return {key: value for key, value in chosen if value != -1.0}
-        if not params["report_lost"]:
+        if not (params["long_term"] or params["report_lost"]):
             return None
-        chosen = (
-            ("enter_threshold", params["lost_threshold"]),
-            ("leave_threshold", params["recover_threshold"]),
-        )
-        return {**{key: value for key, value in chosen if value != -1.0}, **REPORT_ONLY}
+        chosen = {
+            "enter_threshold": params["lost_threshold"],
+            "leave_threshold": params["recover_threshold"],
+        }
+        if params["long_term"]:
+            chosen.update(
+                appearance_low=params["appearance_low"], appearance_high=params["appearance_high"]
+            )
+        given = {key: value for key, value in chosen.items() if value != -1.0}
+        return given if params["long_term"] else {**given, **REPORT_ONLY}
 
     def _load_model(self) -> None:
         params = self._params

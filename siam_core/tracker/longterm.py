@@ -21,7 +21,7 @@ With ``redetect=False`` the machine only reports: the wrapped tracker runs its o
 step unchanged (same boxes, same search, no box held, no wider search, no appearance check
 unless asked for), and the state says where its score fell. This is the node's default
 (``report_lost``): a short-term tracker whose box sits on background at a score of 0.02 says
-LOST instead of TRACKING, at no cost in accuracy or time.
+LOST instead of TRACKING, at no cost in accuracy and with no extra network pass.
 
 Box updates follow pysot's ``SiamRPNLTTracker`` exactly (``pysot/tracker/siamrpnlt_tracker.py``):
 a frame whose score is below ``enter_threshold`` keeps the previous centre and size (the last
@@ -199,7 +199,10 @@ class LongTermConfig:
     def check_for(self, cfg: Config) -> None:
         """Reject lost sizes the model cannot search at: each must exceed the short-term size
         and lie on the stride grid, (size - exemplar) divisible by the stride, so the score
-        map stays centred on the search patch as the anchors assume (pysot: 255, 831)."""
+        map stays centred on the search patch as the anchors assume (pysot: 255, 831).
+        Reporting only (``redetect`` false) never searches at them, so nothing is checked."""
+        if not self.redetect:
+            return
         t, stride = cfg.tracker, cfg.anchor.stride
         for size in self.lost_instance_sizes:
             if size <= t.instance_size:

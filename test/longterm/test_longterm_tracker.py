@@ -516,3 +516,8 @@ def test_entry_points_build_the_tracker_the_config_names(tmp_path) -> None:
     asked = load_tracker(NAME, str(weights), "cpu", {"enter_threshold": 0.9})
     assert isinstance(asked, LongTermTracker) and asked.config.enter_threshold == 0.9
     assert isinstance(load_tracker(str(_lt_yaml(tmp_path)), str(weights), "cpu"), LongTermTracker)
+    # the node's default reporting does not downgrade a long-term config to reporting only
+    kept = load_tracker(str(_lt_yaml(tmp_path)), str(weights), "cpu", REPORT_ONLY)
+    assert isinstance(kept, LongTermTracker) and kept.config.redetect
+    reporting = load_tracker(NAME, str(weights), "cpu", REPORT_ONLY)
+    assert isinstance(reporting, LongTermTracker) and not reporting.config.redetect

@@ -25,7 +25,9 @@ from siam_core.cli import track as track_cli
 from siam_core.config import load_config
 from siam_core.models.model import build_model
 from siam_core.online.fusion import normalise_sum, resize_linear
+from siam_core.tracker.base import TrackState
 from siam_core.tracker.drol import DROLSiamFCTracker
+from siam_core.tracker.longterm import REPORT_ONLY, LongTermTracker
 from siam_core.tracker.siamfc import SiamFCTracker
 from siam_core.tracker.siamrpn import crop_patch
 from siam_core.zoo import build, load_tracker
@@ -246,6 +248,22 @@ def test_online_on_other_siamfc_models_is_refused(official_weights: Path) -> Non
         build("siamfcplus_ciresnet22_vot", online={})
     with pytest.raises(ValueError, match="short-term"):
         build("drol_siamfc_alex_upxcorr_vot", official_weights, long_term={})
+
+
+def test_report_only_wraps_drols_siamfc_step_unchanged(official_weights: Path) -> None:
+    """The node's default reporting (``REPORT_ONLY``) also takes DROL's SiamFC presets, which
+    long-term mode refuses: the boxes are the preset's own, the state from its score."""
+    images = frames(4)
+    reporting = build("drol_siamfc_alex_upxcorr_vot", official_weights, long_term=REPORT_ONLY)
+    plain = build("drol_siamfc_alex_upxcorr_vot", official_weights)
+    assert isinstance(reporting, LongTermTracker)
+    assert isinstance(reporting.tracker, DROLSiamFCTracker) and not reporting.config.redetect
+    for tracker in (reporting, plain):
+        tracker.init(images[0], (315.0, 140.0, 112.0, 112.0))
+    for image in images[1:]:
+        got, ref = reporting.track(image), plain.track(image)
+        assert got.box == ref.box and got.score == ref.score
+        assert got.state in (TrackState.TRACKING, TrackState.LOST, TrackState.RECOVERED)
 
 
 def test_siam_track_runs_the_vot_preset(official_weights: Path, tmp_path: Path) -> None:
