@@ -252,13 +252,13 @@ def build(
     if online is not None:
         tracker = online_tracker(tracker, dict(online))  # type: ignore[arg-type]
     _gpu_options(tracker, *gpu)
-    settings = _long_term_settings(cfg, long_term)
+    settings = long_term_settings(cfg, long_term)
     if settings is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.for_tracker(tracker, **settings))
 
 
-def _long_term_settings(
+def long_term_settings(
     cfg: Config, long_term: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
     """The long-term overrides a tracker of ``cfg`` gets, None for none. A long-term config
@@ -346,7 +346,7 @@ def _build_siamdw(
         tracker = SiamFCTracker(net, cfg, device=device)  # type: ignore[arg-type]
     else:
         tracker = SiamDWRPNTracker(net, cfg, device=device)
-    settings = _long_term_settings(cfg, long_term)
+    settings = long_term_settings(cfg, long_term)
     if settings is None:
         return tracker
     return LongTermTracker(tracker, LongTermConfig.from_config(cfg, **settings))

@@ -452,11 +452,12 @@ class TrackerLogic:
 
     def _long_term_config(self, params: dict[str, Any]) -> Any:
         from siam_core.tracker.longterm import LongTermConfig  # torch: not needed for --help
+        from siam_core.zoo import long_term_settings
 
         base = self._tracker.tracker.cfg
         try:
             online = bool(params["online"]) or base.online is not None
-            overrides = self._long_term_overrides(params) or {}
+            overrides = long_term_settings(base, self._long_term_overrides(params)) or {}
             return LongTermConfig.from_config(base, online, **overrides)
         except ValueError as exc:
             name = _blamed(exc)

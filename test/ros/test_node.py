@@ -21,6 +21,8 @@ import rclpy
 import torch
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -498,6 +500,20 @@ def test_default_reports_lost_by_score_on_the_unchanged_track(
         states.append(status.state)
     assert states[0] == TrackerStatus.LOST, states
     assert report.status[-1].model == "siamrpn_alex_dwxcorr"  # the same tracker, reporting
+    # thresholds changed live reach the reporting tracker: below these scores it is trusted
+    client = report.node.create_client(SetParameters, "/report/tracker_node/set_parameters")
+    values = {"lost_threshold": 0.05, "recover_threshold": 0.1}
+    request = SetParameters.Request(
+        parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+    )
+    assert all(r.successful for r in report.call(client, request).results)
+    after = []
+    for k in range(6, 9):
+        msg = frame_msg(clip["frames"][k], k)
+        after.append(report.step(msg).state)
+        side = local.track(clip["frames"][k]).search_region[2]
+        assert abs(report.status[-1].search_region.size_x - side) < 1e-3
+    assert after[0] == TrackerStatus.RECOVERED and after[1:] == [TrackerStatus.TRACKING] * 2
 
 
 def test_online_parameter_adds_drol_without_blocking_frames(ros_context, start_node, clip) -> None:
