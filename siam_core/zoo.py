@@ -268,9 +268,14 @@ def long_term_settings(
     if cfg.tracker.lost_instance_size is None:
         return long_term
     given = dict(long_term or {})
-    if given.get("redetect") is False:
+    if _reports_only(long_term):
         given = {key: value for key, value in given.items() if key not in REPORT_ONLY}
     return given
+
+
+def _reports_only(long_term: Mapping[str, Any] | None) -> bool:
+    """Whether ``long_term`` asks for reporting only (``redetect`` false, as ``REPORT_ONLY``)."""
+    return long_term is not None and long_term.get("redetect") is False
 
 
 def _build_drol_siamfc(
@@ -293,10 +298,7 @@ def _build_drol_siamfc(
         )
     # its own step only: long-term mode's held box and wider search are not DROL's SiamFC
     # procedure, but reporting the state of that step (``REPORT_ONLY``) changes nothing in it
-    reporting = (
-        long_term is not None and LongTermConfig.check_keys(long_term).get("redetect") is False
-    )
-    if backend != "torch" or (long_term is not None and not reporting):
+    if backend != "torch" or (long_term is not None and not _reports_only(long_term)):
         raise ValueError(
             f"'{cfg.name}' runs on the torch backend, in short-term mode only (its state "
             "reported, or not)"

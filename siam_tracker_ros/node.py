@@ -454,11 +454,11 @@ class TrackerLogic:
         from siam_core.tracker.longterm import LongTermConfig  # torch: not needed for --help
         from siam_core.zoo import long_term_settings
 
-        base = self._tracker.tracker.cfg
+        inner = self._tracker.tracker
         try:
-            online = bool(params["online"]) or base.online is not None
-            overrides = long_term_settings(base, self._long_term_overrides(params)) or {}
-            return LongTermConfig.from_config(base, online, **overrides)
+            overrides = long_term_settings(inner.cfg, self._long_term_overrides(params)) or {}
+            # as the build chose them: online thresholds where the tracker runs a classifier
+            return LongTermConfig.for_tracker(inner, **overrides)
         except ValueError as exc:
             name = _blamed(exc)
             raise ParamError(name, params[name], _user_names(exc)) from exc

@@ -53,7 +53,7 @@ import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -293,7 +293,7 @@ def calibration(args: argparse.Namespace) -> int:
         """The report-only machine (LOST below ``t``, the model's leave threshold) over each
         sequence's scores in order, absent frames included as the tracker saw them, counted on
         the scored frames."""
-        config = LongTermConfig(**{**asdict(long_term), "enter_threshold": t, **REPORT_ONLY})
+        config = replace(long_term, enter_threshold=t, **REPORT_ONLY)
         said = np.concatenate(
             [reported_lost(s, config)[present][1:][keep] for s, present, keep in tracks]
         )
